@@ -1,0 +1,107 @@
+#include "schema/key.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace zonemesh::schema {
+
+std::string EncodeKeyComponent(const std::optional<std::string>& component) {
+  if (!component) return "%N";
+  std::string out;
+  out.reserve(component->size());
+  for (char c : *component) {
+    if (c == '%') {
+      out += "%25";
+    } else if (c == '|') {
+      out += "%7C";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string Upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+std::optional<std::string> ComponentOf(const db::Value& v) {
+  if (v.IsNull()) return std::nullopt;
+  return v.AsText();
+}
+
+}  // namespace
+
+bool SingletonApplies(const TableSpec& spec, const RowImage& row) {
+  if (!spec.singleton) return false;
+  const db::Value& when = row.values.at(spec.ColumnIndex(spec.singleton->when_column));
+  if (when.IsNull()) return false;
+  std::string v = Upper(when.AsText());
+  const auto& vals = spec.singleton->values;
+  return std::find(vals.begin(), vals.end(), v) != vals.end();
+}
+
+std::vector<std::optional<std::string>> KeyComponents(const TableSpec& spec,
+                                                      const RowImage& row) {
+  if (row.values.size() != spec.columns.size()) {
+    throw std::logic_error("row image of " + spec.name + " has " +
+                           std::to_string(row.values.size()) + " values, spec has " +
+                           std::to_string(spec.columns.size()));
+  }
+  bool singleton = SingletonApplies(spec, row);
+  std::vector<std::optional<std::string>> out;
+  out.reserve(spec.key.size());
+  for (const std::string& k : spec.key) {
+    if (k == kZoneField) {
+      out.push_back(row.zone);
+    } else if (singleton && k == spec.singleton->column) {
+      out.push_back(std::nullopt);
+    } else {
+      out.push_back(ComponentOf(row.values[spec.ColumnIndex(k)]));
+    }
+  }
+  return out;
+}
+
+std::string EncodeKey(const TableSpec& spec, const RowImage& row) {
+  std::string out;
+  bool first = true;
+  for (const auto& c : KeyComponents(spec, row)) {
+    if (!first) out += '|';
+    first = false;
+    out += EncodeKeyComponent(c);
+  }
+  return out;
+}
+
+std::string ZoneKey(const std::string& zone_name) { return EncodeKeyComponent(zone_name); }
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 0xf];
+  }
+  return out;
+}
+
+std::string KeyId(db::Dialect dialect, const std::string& key) {
+  if (dialect == db::Dialect::kSqlite) return key;
+  return Sha256Hex(key);
+}
+
+}  // namespace zonemesh::schema

@@ -1,0 +1,56 @@
+// Row images and natural keys.
+//
+// A logical row travels as a RowImage: its zone name (for zone children) and
+// the values of the spec's shipped columns. Its identity is the canonical key
+// string built from the key components. The capture triggers build the same
+// string in SQL on every dialect; EncodeKey is the reference the applier uses
+// to validate what peers send (tests/unit/key_test.cc checks they agree).
+//
+// Encoding: each component is '%' -> "%25", '|' -> "%7C" escaped, NULL is
+// "%N", and components are joined with '|'. Integers are decimal text.
+#ifndef ZONEMESH_SCHEMA_KEY_H_
+#define ZONEMESH_SCHEMA_KEY_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/connection.h"
+#include "schema/spec.h"
+
+namespace zonemesh::schema {
+
+struct RowImage {
+  // The parent zone's name for children (records, ...); unset otherwise.
+  std::optional<std::string> zone;
+  // Aligned with TableSpec::columns; normalized to the column's type
+  // (kBool as bool, kInt as int64, text as text, or NULL).
+  std::vector<db::Value> values;
+
+  bool operator==(const RowImage& o) const { return zone == o.zone && values == o.values; }
+};
+
+std::string EncodeKeyComponent(const std::optional<std::string>& component);
+
+// True when the spec's singleton rule drops its column from this row's key.
+bool SingletonApplies(const TableSpec& spec, const RowImage& row);
+
+// The key components in spec.key order (NULL for absent values and for the
+// singleton-dropped column).
+std::vector<std::optional<std::string>> KeyComponents(const TableSpec& spec, const RowImage& row);
+
+std::string EncodeKey(const TableSpec& spec, const RowImage& row);
+
+// The key of a zone's domains row.
+std::string ZoneKey(const std::string& zone_name);
+
+// The indexed identity of a key in zm_rowver: the key itself on SQLite (no
+// length limit), its SHA-256 in hex on PostgreSQL and MySQL, whose index
+// entries cannot hold 64 KB TXT contents.
+std::string KeyId(db::Dialect dialect, const std::string& key);
+
+std::string Sha256Hex(const std::string& data);
+
+}  // namespace zonemesh::schema
+
+#endif  // ZONEMESH_SCHEMA_KEY_H_

@@ -1,0 +1,74 @@
+// Small SQL building blocks that differ between SQLite, PostgreSQL and
+// MySQL/MariaDB. The trigger generator and the applier's statement builder
+// use these so each dialect difference is written down once.
+#ifndef ZONEMESH_SCHEMA_SQL_DIALECT_H_
+#define ZONEMESH_SCHEMA_SQL_DIALECT_H_
+
+#include <string>
+#include <vector>
+
+#include "db/connection.h"
+#include "schema/spec.h"
+
+namespace zonemesh::schema {
+
+class SqlDialect {
+ public:
+  explicit SqlDialect(db::Dialect d) : d_(d) {}
+  db::Dialect dialect() const { return d_; }
+
+  // A string literal. REQUIRES: s has no backslash (all literals zonemesh
+  // generates are identifiers, node ids and type names).
+  std::string Literal(const std::string& s) const;
+
+  // a || b || ... (CONCAT() on MySQL).
+  std::string Concat(const std::vector<std::string>& parts) const;
+
+  // The column value as text for keys: inet as host address (PostgreSQL),
+  // integers as decimal, text unchanged (converted to utf8mb4 on MySQL so
+  // latin1 PowerDNS columns mix with zonemesh's utf8mb4 strings).
+  std::string ToText(const std::string& expr, ColumnType type) const;
+
+  // One escaped key component (see schema/key.h); NULL becomes '%N'.
+  std::string KeyComponent(const std::string& text_expr) const;
+
+  // The zm_rowver.kid of a key expression: the key on SQLite, hex SHA-256
+  // elsewhere (must equal schema::KeyId).
+  std::string KeyId(const std::string& key_expr) const;
+
+  // Wall-clock microseconds since the epoch, evaluated at call time.
+  std::string NowMicros() const;
+
+  // Null-safe equality a = b.
+  std::string NullSafeEq(const std::string& a, const std::string& b) const;
+
+  // Exact (case- and trailing-space-sensitive) text equality; MySQL's
+  // default collations are neither.
+  std::string ExactEq(const std::string& a, const std::string& b) const;
+
+  // UPPER(expr).
+  std::string Upper(const std::string& expr) const;
+
+  // GREATEST / max for two arguments.
+  std::string Greatest(const std::string& a, const std::string& b) const;
+
+  // A JSON object literal builder from (name, expr) pairs.
+  std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& fields) const;
+
+  // Column expression as it goes into a payload (inet as text).
+  std::string PayloadValue(const std::string& expr, ColumnType type) const;
+
+  // Column types for zonemesh's own tables.
+  std::string BigInt() const { return "BIGINT"; }
+  std::string Text() const;                // unbounded text
+  std::string ShortText(int n) const;      // identifiers, indexed
+  std::string AutoIdPrimaryKey() const;    // monotonic 64-bit id column
+  std::string TableOptions() const;        // MySQL engine/charset clause
+
+ private:
+  db::Dialect d_;
+};
+
+}  // namespace zonemesh::schema
+
+#endif  // ZONEMESH_SCHEMA_SQL_DIALECT_H_
