@@ -1,1 +1,527 @@
-// placeholder
+#include "replicator/applier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <set>
+
+#include "replicator/table_sql.h"
+#include "schema/sql_dialect.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+using schema::Version;
+using schema::VersionVector;
+
+namespace {
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const std::vector<std::string> kRowVerColumns = {"tbl",   "kid",  "rkey",    "hlc",
+                                                 "node",  "clock", "vv",     "deleted",
+                                                 "zone",  "epoch_hlc", "epoch_node"};
+
+constexpr int kPageSize = 500;
+
+}  // namespace
+
+// The version record of one logical row (zm_rowver). `known` is false when
+// nothing is recorded, or only the placeholder the applier writes to lock a
+// key: such a row state is older than any change.
+struct Applier::RowVer {
+  bool known = false;
+  Version version;
+  int64_t clock = 0;
+  VersionVector vv;
+  bool deleted = true;
+  std::optional<std::string> zone;
+  Version epoch;
+};
+
+struct Applier::ZoneState {
+  std::string name;
+  std::string key;
+  RowVer rv;                   // rv.epoch is the zone's incarnation
+  std::optional<int64_t> id;   // local domains.id while the zone exists here
+};
+
+struct Applier::Context {
+  ApplyResult* result = nullptr;
+  std::set<std::string> zones_touched;  // zones whose parked changes may now apply
+};
+
+Applier::Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node)
+    : conn_(conn), policy_(policy), local_node_(std::move(local_node)) {}
+
+// ---------------------------------------------------------------- rowver --
+
+Applier::RowVer Applier::LockRowVer(const std::string& table, const std::string& key) {
+  schema::SqlDialect d(conn_.dialect());
+  const std::string kid = schema::KeyId(conn_.dialect(), key);
+  if (conn_.dialect() != db::Dialect::kSqlite) {
+    // Claim the key so that a local writer inserting the same key waits for
+    // this transaction (and then builds on its version), or this waits for it.
+    conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"}),
+                  {table, kid, key, int64_t{0}, "", int64_t{0}, "{}", int64_t{1}, db::Value(),
+                   int64_t{0}, ""});
+  }
+  auto rows = conn_.Query(
+      "SELECT hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
+      "WHERE tbl = ? AND kid = ?" +
+          d.ForUpdate(),
+      {table, kid});
+  RowVer rv;
+  if (rows.empty()) return rv;
+  const db::Row& r = rows[0];
+  rv.version = {r[0].AsInt(), r[1].AsText()};
+  rv.known = rv.version.hlc > 0;
+  rv.clock = r[2].AsInt();
+  rv.vv = VersionVector::FromJson(r[3].AsText());
+  rv.deleted = r[4].AsInt() != 0;
+  rv.zone = r[5].AsOptText();
+  rv.epoch = {r[6].AsInt(), r[7].AsText()};
+  return rv;
+}
+
+void Applier::WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv) {
+  schema::SqlDialect d(conn_.dialect());
+  static const std::vector<std::string> update_cols(kRowVerColumns.begin() + 2,
+                                                    kRowVerColumns.end());
+  conn_.Execute(d.Upsert("zm_rowver", kRowVerColumns, {"tbl", "kid"}, update_cols),
+                {table, schema::KeyId(conn_.dialect(), key), key, rv.version.hlc,
+                 rv.version.node, rv.clock, rv.vv.ToJson(), int64_t{rv.deleted ? 1 : 0},
+                 db::Value(rv.zone), rv.epoch.hlc, rv.epoch.node});
+}
+
+Applier::ZoneState Applier::LoadZone(const std::string& zone) {
+  ZoneState z;
+  z.name = zone;
+  z.key = schema::ZoneKey(zone);
+  z.rv = LockRowVer("domains", z.key);
+  auto rows = conn_.Query("SELECT id FROM domains WHERE name = ?", {zone});
+  if (!rows.empty()) z.id = rows[0][0].AsInt();
+  return z;
+}
+
+// ------------------------------------------------------------ data rows --
+
+std::optional<schema::RowImage> Applier::LoadRow(const schema::TableSpec& spec,
+                                                 const schema::RowImage& row,
+                                                 std::optional<int64_t> zone_id) {
+  if (spec.is_child() && !zone_id) return std::nullopt;
+  Statement st = TableSql(conn_.dialect(), spec).Select(row, zone_id);
+  auto rows = conn_.Query(st.sql, st.params);
+  if (rows.empty()) return std::nullopt;
+  schema::RowImage image;
+  image.zone = row.zone;
+  for (size_t i = 0; i < spec.columns.size(); ++i) {
+    image.values.push_back(TableSql::Normalize(rows[0][i], spec.columns[i].type));
+  }
+  return image;
+}
+
+void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& row,
+                       std::optional<int64_t> zone_id) {
+  TableSql sql(conn_.dialect(), spec);
+  Statement up = sql.Update(row, zone_id);
+  if (conn_.Execute(up.sql, up.params) > 0) return;
+  Statement ins = sql.Insert(row, zone_id);
+  conn_.Execute(ins.sql, ins.params);
+}
+
+void Applier::DeleteRow(const schema::TableSpec& spec, const schema::RowImage& row,
+                        std::optional<int64_t> zone_id) {
+  Statement del = TableSql(conn_.dialect(), spec).Delete(row, zone_id);
+  conn_.Execute(del.sql, del.params);
+}
+
+// ------------------------------------------------------------- conflicts --
+
+void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
+                             const std::optional<schema::RowImage>& local_image,
+                             const std::string& strategy, const std::string& decision,
+                             const std::string& reason) {
+  json remote{{"op", std::string(1, c.op)}, {"row", RowImageToJson(*c.spec, c.row)},
+              {"vv", json::parse(c.vv.ToJson())}, {"epoch", c.epoch.ToString()}};
+  db::Value local_json;
+  if (local) {
+    json l{{"exists", local_image.has_value()},
+           {"row", local_image ? RowImageToJson(*c.spec, *local_image) : json(nullptr)},
+           {"vv", json::parse(local->vv.ToJson())},
+           {"epoch", local->epoch.ToString()}};
+    local_json = l.dump();
+  }
+  conn_.Execute(
+      "INSERT INTO zm_conflict (created_at, origin, tbl, rkey, local_hlc, local_node, "
+      "local_image, remote_hlc, remote_node, remote_image, strategy, decision, reason) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {NowMicros(), c.version.node, c.spec->name, c.key,
+       local && local->known ? db::Value(local->version.hlc) : db::Value(),
+       local && local->known ? db::Value(local->version.node) : db::Value(), local_json,
+       c.version.hlc, c.version.node, remote.dump(), strategy, decision, reason});
+  ctx.result->conflicts++;
+  spdlog::info("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node,
+               decision, reason);
+}
+
+// ------------------------------------------------------------- decisions --
+
+void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
+                     std::optional<int64_t> zone_id) {
+  using Order = VersionVector::Order;
+  Order order = local.known ? local.vv.Compare(c.vv) : Order::kBefore;
+  if (order == Order::kEqual || order == Order::kAfter) return;  // seen it already
+
+  bool take = true;
+  bool concurrent = order == Order::kConcurrent;
+  if (concurrent) {
+    const conflict::Strategy& strategy = policy_.For(c.spec->name);
+    std::optional<schema::RowImage> local_image;
+    if (!local.deleted) local_image = LoadRow(*c.spec, c.row, zone_id);
+    conflict::RowState l{local_image.has_value(), local_image ? &*local_image : nullptr,
+                         local.version, local.vv};
+    conflict::RowState r{c.op == 'U', &c.row, c.version, c.vv};
+    conflict::Decision d = strategy.Resolve({*c.spec, c.key, l, r});
+    take = d.resolution == conflict::Resolution::kTakeRemote;
+    std::string decision = take ? "take-remote"
+                           : d.resolution == conflict::Resolution::kPark ? "parked"
+                                                                          : "keep-local";
+    RecordConflict(ctx, c, &local, local_image, strategy.Name(), decision, d.reason);
+  }
+
+  RowVer next = local;
+  next.clock = std::max({local.clock, c.version.hlc, c.vv.MaxHlc()});
+  next.vv = concurrent ? local.vv.Join(c.vv) : c.vv;
+  if (c.spec->is_child()) next.zone = c.row.zone;
+  if (c.spec->is_zone_table) next.zone = c.row.values[c.spec->ColumnIndex("name")].AsText();
+  if (take) {
+    if (c.op == 'U') {
+      WriteRow(*c.spec, c.row, zone_id);
+    } else {
+      DeleteRow(*c.spec, c.row, zone_id);
+    }
+    next.known = true;
+    next.version = c.version;
+    next.deleted = c.op == 'D';
+    if (c.spec->is_child()) next.epoch = c.epoch;
+  }
+  WriteRowVer(c.spec->name, c.key, next);
+}
+
+void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoch,
+                              const Version& version, const VersionVector& vv) {
+  if (zone.id) {
+    for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+      if (!spec.is_child()) continue;
+      conn_.Execute("DELETE FROM " + spec.name + " WHERE " + spec.parent_column + " = ?",
+                    {*zone.id});
+    }
+    conn_.Execute("DELETE FROM domains WHERE id = ?", {*zone.id});
+    zone.id.reset();
+  }
+  // Versions of the old incarnation's rows can never matter again.
+  conn_.Execute("DELETE FROM zm_rowver WHERE zone = ? AND tbl <> 'domains'", {zone.name});
+  zone.rv.known = true;
+  zone.rv.version = version;
+  zone.rv.clock = std::max({zone.rv.clock, version.hlc, vv.MaxHlc()});
+  zone.rv.vv = vv;
+  zone.rv.deleted = true;
+  zone.rv.zone = zone.name;
+  zone.rv.epoch = epoch;
+  WriteRowVer("domains", zone.key, zone.rv);
+
+  // Parked changes of older incarnations are dead now.
+  auto parked = conn_.Query("SELECT id, body FROM zm_parked WHERE zone = ? ORDER BY id", {zone.name});
+  for (const db::Row& row : parked) {
+    Change p = ChangeFromJson(json::parse(row[1].AsText()));
+    if (!(p.epoch < epoch)) continue;
+    conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
+    if (p.op == 'U') {
+      RecordConflict(ctx, p, nullptr, std::nullopt, "zone-incarnation", "dropped",
+                     "zone " + zone.name + " was deleted (incarnation " + epoch.ToString() +
+                         ") while this change waited for it");
+    }
+  }
+  ctx.zones_touched.insert(zone.name);
+}
+
+void Applier::Park(Context& ctx, const Change& c) {
+  conn_.Execute(
+      "INSERT INTO zm_parked (origin, zone, tbl, rkey, body, parked_at) VALUES (?, ?, ?, ?, ?, ?)",
+      {c.version.node, *c.row.zone, c.spec->name, c.key, ChangeToJson(c).dump(), NowMicros()});
+  ctx.result->parked++;
+  spdlog::debug("parked {} [{}]: zone {} incarnation {} not here yet", c.spec->name, c.key,
+                *c.row.zone, c.epoch.ToString());
+}
+
+void Applier::ApplyZoneChange(Context& ctx, const Change& c) {
+  const db::Value& name_value = c.row.values[c.spec->ColumnIndex("name")];
+  if (name_value.IsNull()) throw WireError("zone change without a name");
+  ZoneState zone = LoadZone(name_value.AsText());
+  const Version local_epoch = zone.rv.epoch;
+
+  if (c.op == 'D') {
+    // A zone delete ends the incarnation: every row of it goes, concurrent
+    // edits included. Deletes only ever raise the epoch, so every node ends
+    // at the same incarnation whatever order deletes arrive in.
+    if (c.version <= local_epoch) return;
+    if (zone.rv.known && !zone.rv.deleted &&
+        zone.rv.vv.Compare(c.vv) != VersionVector::Order::kBefore) {
+      RecordConflict(ctx, c, &zone.rv, LoadRow(*c.spec, c.row, std::nullopt), "zone-incarnation",
+                     "take-remote",
+                     "zone deleted on " + c.version.node +
+                         "; local changes of the deleted incarnation are discarded");
+    }
+    KillIncarnation(ctx, zone, c.version, c.version, c.vv);
+    return;
+  }
+
+  if (c.epoch < local_epoch) {
+    RecordConflict(ctx, c, &zone.rv, std::nullopt, "zone-incarnation", "keep-local",
+                   "belongs to incarnation " + c.epoch.ToString() + " of zone " + zone.name +
+                       ", deleted at " + local_epoch.ToString());
+    return;
+  }
+  if (local_epoch < c.epoch) {
+    // The change was written after a delete this node has not seen yet:
+    // that delete happened, apply it now.
+    KillIncarnation(ctx, zone, c.epoch, c.epoch, VersionVector());
+  }
+  Decide(ctx, c, zone.rv, std::nullopt);
+  ctx.zones_touched.insert(zone.name);
+}
+
+void Applier::ApplyChildChange(Context& ctx, const Change& c) {
+  ZoneState zone = LoadZone(*c.row.zone);
+  const Version zone_epoch = zone.rv.epoch;
+  if (c.epoch < zone_epoch) {
+    if (c.op == 'U') {
+      RecordConflict(ctx, c, nullptr, std::nullopt, "zone-incarnation", "dropped",
+                     "zone " + zone.name + " was deleted (incarnation " + zone_epoch.ToString() +
+                         ") after this change was written in incarnation " + c.epoch.ToString());
+    }
+    return;
+  }
+  if (zone_epoch < c.epoch) {
+    KillIncarnation(ctx, zone, c.epoch, c.epoch, VersionVector());
+    Park(ctx, c);
+    return;
+  }
+  if (!zone.id) {
+    Park(ctx, c);
+    return;
+  }
+  RowVer local = LockRowVer(c.spec->name, c.key);
+  if (local.known && local.epoch != c.epoch) local = RowVer{};  // a dead incarnation's leftover
+  Decide(ctx, c, local, zone.id);
+}
+
+void Applier::ApplyPlainChange(Context& ctx, const Change& c) {
+  RowVer local = LockRowVer(c.spec->name, c.key);
+  Decide(ctx, c, local, std::nullopt);
+}
+
+void Applier::ApplyChange(Context& ctx, const Change& c) {
+  if (c.spec->is_zone_table) {
+    ApplyZoneChange(ctx, c);
+  } else if (c.spec->is_child()) {
+    ApplyChildChange(ctx, c);
+  } else {
+    ApplyPlainChange(ctx, c);
+  }
+}
+
+void Applier::RetryParkedFor(Context& ctx, const std::string& zone) {
+  auto max_rows = conn_.Query("SELECT MAX(id) FROM zm_parked WHERE zone = ?", {zone});
+  if (max_rows.empty() || max_rows[0][0].IsNull()) return;
+  const int64_t max_id = max_rows[0][0].AsInt();
+  int64_t after = 0;
+  for (;;) {
+    auto rows = conn_.Query(
+        "SELECT id, body FROM zm_parked WHERE zone = ? AND id > ? AND id <= ? ORDER BY id LIMIT " +
+            std::to_string(kPageSize),
+        {zone, after, max_id});
+    if (rows.empty()) break;
+    for (const db::Row& row : rows) {
+      after = row[0].AsInt();
+      conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
+      ApplyChildChange(ctx, ChangeFromJson(json::parse(row[1].AsText())));
+    }
+  }
+}
+
+// -------------------------------------------------------------- batches --
+
+Position Applier::Acknowledged(const std::string& origin) {
+  auto rows = conn_.Query(
+      "SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?", {origin});
+  if (rows.empty()) return {};
+  Position applied{rows[0][0].AsInt(), rows[0][1].AsInt()};
+  Position staged{rows[0][2].AsInt(), rows[0][3].AsInt()};
+  return std::max(applied, staged);
+}
+
+ApplyResult Applier::Apply(const Batch& batch) {
+  try {
+    return ApplyOnce(batch, false);
+  } catch (const db::Error& e) {
+    if (e.transient()) throw;
+    spdlog::warn("batch from {} failed as a whole ({}); applying change by change", batch.origin,
+                 e.what());
+  } catch (const std::exception& e) {
+    spdlog::warn("batch from {} failed as a whole ({}); applying change by change", batch.origin,
+                 e.what());
+  }
+  return ApplyOnce(batch, true);
+}
+
+ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
+  ApplyResult result;
+  schema::SqlDialect d(conn_.dialect());
+  db::Transaction tx(conn_);
+
+  conn_.Execute(d.InsertIgnore("zm_applied",
+                               {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
+                               {"origin"}),
+                {batch.origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
+  auto st = conn_.Query(
+      "SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?" + d.ForUpdate(),
+      {batch.origin});
+  Position applied{st[0][0].AsInt(), st[0][1].AsInt()};
+  Position staged{st[0][2].AsInt(), st[0][3].AsInt()};
+  if (staged < applied) staged = applied;
+  result.ack = staged;
+
+  if (batch.after > result.ack) {
+    result.status = ApplyResult::Status::kGap;
+    return result;  // nothing written; the transaction rolls back
+  }
+  const auto& changes = batch.changes;
+  size_t i = 0;
+  while (i < changes.size() && changes[i].pos <= result.ack) {
+    ++i;
+    ++result.duplicates;
+  }
+  if (i == changes.size()) return result;
+
+  auto save = [&](const Position& a, const Position& s) {
+    conn_.Execute(
+        "UPDATE zm_applied SET csn = ?, id = ?, staged_csn = ?, staged_id = ?, updated_at = ? "
+        "WHERE origin = ?",
+        {a.csn, a.id, s.csn, s.id, NowMicros(), batch.origin});
+  };
+
+  if (staged > applied && changes[i].pos.csn != staged.csn) {
+    // The sender moved on from a round it had not finished: drop what was
+    // staged and have it send again from the last complete round.
+    spdlog::warn("{} continued after staged round {} with round {}; rewinding it to {}",
+                 batch.origin, staged.csn, changes[i].pos.csn, applied.ToString());
+    conn_.Execute("DELETE FROM zm_stage WHERE origin = ?", {batch.origin});
+    save(applied, applied);
+    tx.Commit();
+    result.status = ApplyResult::Status::kGap;
+    result.ack = applied;
+    return result;
+  }
+
+  Context ctx;
+  ctx.result = &result;
+
+  auto apply_one = [&](const Change& c) {
+    if (!isolate_changes) {
+      ApplyChange(ctx, c);
+      return;
+    }
+    conn_.ExecuteDdl("SAVEPOINT zm_change");
+    try {
+      ApplyChange(ctx, c);
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+    } catch (const db::Error& e) {
+      if (e.transient()) throw;
+      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      spdlog::error("change {} [{}] from {} refused by the database: {}", c.spec->name, c.key,
+                    batch.origin, e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", "failed", e.what());
+      result.failed++;
+    } catch (const std::exception& e) {
+      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      spdlog::error("change {} [{}] from {} could not be applied: {}", c.spec->name, c.key,
+                    batch.origin, e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", "failed", e.what());
+      result.failed++;
+    }
+  };
+
+  while (i < changes.size()) {
+    const int64_t csn = changes[i].pos.csn;
+    size_t j = i;
+    while (j < changes.size() && changes[j].pos.csn == csn) ++j;
+    const bool complete = j < changes.size() || batch.round_complete;
+    if (!complete) {
+      // Part of a round larger than one batch: keep it until the round ends.
+      for (size_t k = i; k < j; ++k) {
+        conn_.Execute("INSERT INTO zm_stage (origin, csn, id, body) VALUES (?, ?, ?, ?)",
+                      {batch.origin, changes[k].pos.csn, changes[k].pos.id,
+                       ChangeToJson(changes[k]).dump()});
+      }
+      staged = changes[j - 1].pos;
+      result.staged += static_cast<int64_t>(j - i);
+    } else {
+      if (staged > applied && staged.csn == csn) {
+        int64_t after = 0;
+        for (;;) {
+          auto rows = conn_.Query(
+              "SELECT id, body FROM zm_stage WHERE origin = ? AND csn = ? AND id > ? ORDER BY id "
+              "LIMIT " + std::to_string(kPageSize),
+              {batch.origin, csn, after});
+          if (rows.empty()) break;
+          for (const db::Row& row : rows) {
+            after = row[0].AsInt();
+            apply_one(ChangeFromJson(json::parse(row[1].AsText())));
+            result.applied++;
+          }
+        }
+        conn_.Execute("DELETE FROM zm_stage WHERE origin = ?", {batch.origin});
+      }
+      for (size_t k = i; k < j; ++k) {
+        apply_one(changes[k]);
+        result.applied++;
+      }
+      applied = changes[j - 1].pos;
+      staged = applied;
+    }
+    i = j;
+  }
+
+  for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  save(applied, staged);
+  tx.Commit();
+  result.ack = std::max(applied, staged);
+  return result;
+}
+
+int64_t Applier::RetryParked() {
+  auto zones = conn_.Query("SELECT DISTINCT zone FROM zm_parked");
+  if (zones.empty()) return 0;
+  ApplyResult result;
+  Context ctx;
+  ctx.result = &result;
+  db::Transaction tx(conn_);
+  int64_t before = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
+  for (const db::Row& z : zones) {
+    if (!conn_.Query("SELECT id FROM domains WHERE name = ?", {z[0]}).empty())
+      RetryParkedFor(ctx, z[0].AsText());
+  }
+  int64_t after = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
+  tx.Commit();
+  return before - after;
+}
+
+}  // namespace zonemesh

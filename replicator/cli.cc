@@ -1,1 +1,319 @@
-// placeholder
+#include "replicator/cli.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "db/open.h"
+#include "replicator/config.h"
+#include "replicator/daemon.h"
+#include "replicator/dump.h"
+#include "replicator/http.h"
+#include "replicator/installer.h"
+#include "replicator/outbox.h"
+#include "replicator/status.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+namespace {
+
+const char* kMainHelp = R"(zonemesh: multi-master replication for PowerDNS SQL databases
+
+Usage: zonemesh <command> [options]
+
+Commands:
+  install     add zonemesh's tables and capture triggers to a PowerDNS database
+  uninstall   remove exactly what install added (PowerDNS data stays)
+  run         run the replication daemon in the foreground
+  status      show this node's replication status
+  dump        print the canonical dump of the replicated data
+  version     print the version
+
+Run `zonemesh <command> --help` for a command's options.
+Exit codes: 0 success, 1 failure, 2 bad arguments or configuration.
+)";
+
+const std::map<std::string, std::string> kCommandHelp = {
+    {"install", R"(Usage: zonemesh install --config FILE [--create-schema] [--print-sql]
+
+Adds zonemesh's tables (zm_*) and capture triggers to the database named in
+FILE. Idempotent: running it again updates the triggers and keeps all state.
+PowerDNS's own tables are never altered.
+
+  --config FILE     the node's configuration file (required)
+  --create-schema   first create the stock PowerDNS tables that are missing
+  --print-sql       print the statements install would run, run nothing
+
+Refuses a database without the PowerDNS tables (unless --create-schema), a
+PowerDNS table lacking a column zonemesh replicates, and a database installed
+for another node_id.
+)"},
+    {"uninstall", R"(Usage: zonemesh uninstall --config FILE [--print-sql]
+
+Removes zonemesh's triggers, routines and zm_* tables from the database named
+in FILE. PowerDNS's tables and data stay. Changes not yet sent to peers are
+lost; stop the daemon first.
+
+  --config FILE     the node's configuration file (required)
+  --print-sql       print the statements uninstall would run, run nothing
+)"},
+    {"run", R"(Usage: zonemesh run --config FILE
+
+Runs the replication daemon in the foreground, logging to stderr. Stops
+cleanly on SIGTERM or SIGINT.
+
+  --config FILE     the node's configuration file (required)
+)"},
+    {"status", R"(Usage: zonemesh status --config FILE [--json]
+
+Shows the local node's status: per peer whether it is connected, its queue
+depth and lag, the last error; per origin what was applied; conflicts.
+Asks the running daemon (GET /status on the config's listen address); when
+the daemon is not running, reads queue depths from the database.
+
+  --config FILE     the node's configuration file (required)
+  --json            print the raw JSON
+)"},
+    {"dump", R"(Usage: zonemesh dump --config FILE [--checksum] [--check]
+
+Prints every replicated row by natural key, one JSON line per row, sorted,
+with values normalized across databases. Two nodes hold the same data when
+their dumps (or checksums) are equal.
+
+  --config FILE     the node's configuration file (required)
+  --checksum        print only the SHA-256 of the dump
+  --check           also report DNS sanity problems (zones without exactly
+                    one SOA, duplicate zones, rows without a zone); exit 1
+                    when there are any
+)"},
+    {"version", "Usage: zonemesh version\n\nPrints the version.\n"},
+};
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string command;
+  std::string config;
+  std::set<std::string> flags;
+};
+
+Args ParseArgs(const std::vector<std::string>& args,
+               const std::set<std::string>& allowed_flags) {
+  Args a;
+  a.command = args[0];
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& s = args[i];
+    if (s == "--config" || s == "-c") {
+      if (i + 1 >= args.size()) throw UsageError(s + " needs a file name");
+      a.config = args[++i];
+    } else if (s.rfind("--config=", 0) == 0) {
+      a.config = s.substr(9);
+    } else if (allowed_flags.count(s)) {
+      a.flags.insert(s);
+    } else {
+      throw UsageError("unknown option " + s + " for `zonemesh " + a.command + "`");
+    }
+  }
+  if (a.config.empty()) throw UsageError("`zonemesh " + a.command + "` needs --config FILE");
+  return a;
+}
+
+void SetupLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("zonemesh");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int Install(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  SetupLogging(cfg.log_level);
+  if (a.flags.count("--print-sql")) {
+    for (const std::string& s : InstallStatements(cfg.database.dialect, cfg.node_id)) {
+      std::cout << s << ";\n\n";
+    }
+    return kExitOk;
+  }
+  db::DatabaseConfig dbc = cfg.database;
+  dbc.create_if_missing = a.flags.count("--create-schema") > 0;
+  auto conn = db::Open(dbc);
+  zonemesh::Install(*conn, cfg.node_id, a.flags.count("--create-schema") > 0);
+  std::cout << "zonemesh installed in " << conn->Describe() << " for node " << cfg.node_id << "\n";
+  return kExitOk;
+}
+
+int Uninstall(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  if (a.flags.count("--print-sql")) {
+    for (const std::string& s : UninstallStatements(cfg.database.dialect)) std::cout << s << ";\n";
+    return kExitOk;
+  }
+  auto conn = db::Open(cfg.database);
+  zonemesh::Uninstall(*conn);
+  std::cout << "zonemesh removed from " << conn->Describe() << "\n";
+  return kExitOk;
+}
+
+int Run(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  SetupLogging(cfg.log_level);
+  Daemon daemon(std::move(cfg));
+  return daemon.Run();
+}
+
+std::string Pad(const std::string& s, size_t n) { return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' '); }
+
+void PrintStatus(const json& s) {
+  std::cout << "node " << s.value("node_id", "?") << " (zonemesh " << s.value("version", "?") << ")";
+  if (s.contains("uptime_seconds")) std::cout << ", up " << static_cast<int64_t>(s["uptime_seconds"].get<double>()) << " s";
+  std::cout << "\n";
+  if (s.contains("database")) {
+    const json& d = s["database"];
+    std::cout << "database " << d.value("target", "?") << ": "
+              << (d.value("ok", false) ? "ok" : "ERROR " + (d["error"].is_string() ? d["error"].get<std::string>() : std::string()))
+              << "\n";
+  }
+  std::cout << "\n" << Pad("PEER", 12) << Pad("STATE", 14) << Pad("CONNECTED", 10) << Pad("QUEUE", 9)
+            << Pad("LAG(s)", 9) << "LAST ERROR\n";
+  for (const json& p : s["peers"]) {
+    char lag[32];
+    std::snprintf(lag, sizeof lag, "%.3f", p.value("lag_seconds", 0.0));
+    std::cout << Pad(p.value("id", "?"), 12) << Pad(p.value("state", "?"), 14)
+              << Pad(p.value("connected", false) ? "yes" : "no", 10)
+              << Pad(std::to_string(p.value("queue_depth", int64_t{0})), 9) << Pad(lag, 9)
+              << (p["last_error"].is_string() ? p["last_error"].get<std::string>() : "-") << "\n";
+  }
+  if (s.contains("origins") && !s["origins"].empty()) {
+    std::cout << "\n" << Pad("ORIGIN", 12) << Pad("APPLIED", 14) << Pad("CHANGES", 10) << Pad("DUPS", 8)
+              << Pad("CONFLICTS", 11) << "LAST APPLIED\n";
+    for (const json& o : s["origins"]) {
+      std::cout << Pad(o.value("id", "?"), 12) << Pad(o.value("applied", ""), 14)
+                << Pad(std::to_string(o.value("changes_applied", int64_t{0})), 10)
+                << Pad(std::to_string(o.value("duplicates_skipped", int64_t{0})), 8)
+                << Pad(std::to_string(o.value("conflicts", int64_t{0})), 11)
+                << (o["last_applied_at"].is_string() ? o["last_applied_at"].get<std::string>() : "-") << "\n";
+    }
+  }
+  if (s.contains("conflicts_total")) {
+    std::cout << "\nconflicts recorded: " << s["conflicts_total"] << ", changes parked: "
+              << s.value("parked_changes", int64_t{0}) << "\n";
+  }
+}
+
+int Status(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  Endpoint target = cfg.listen;
+  if (target.host == "0.0.0.0") target.host = "127.0.0.1";
+  if (target.host == "::") target.host = "::1";
+  json s;
+  try {
+    HttpClient client(target, std::chrono::milliseconds(3000));
+    HttpClient::Response r = client.Request("GET", "/status", "");
+    if (r.status != 200) throw HttpError("HTTP " + std::to_string(r.status));
+    s = json::parse(r.body);
+  } catch (const std::exception& e) {
+    // No daemon: what the database alone can tell.
+    std::cerr << "zonemesh: the daemon does not answer at " << target.ToString() << " (" << e.what()
+              << "); reading the database\n";
+    auto conn = db::Open(cfg.database);
+    RequireInstalled(*conn, cfg.node_id);
+    Outbox outbox(*conn, cfg.node_id);
+    auto cursors = outbox.LoadCursors();
+    s = {{"node_id", cfg.node_id}, {"version", ZONEMESH_VERSION}, {"daemon", "not running"},
+         {"database", {{"target", conn->Describe()}, {"ok", true}, {"error", nullptr}}}};
+    json peers = json::array();
+    for (const PeerConfig& p : cfg.peers) {
+      Position c = cursors.count(p.id) ? cursors[p.id] : Position{};
+      int64_t depth = outbox.CountAfter(c);
+      std::optional<int64_t> oldest = depth > 0 ? outbox.OldestHlcAfter(c) : std::nullopt;
+      peers.push_back({{"id", p.id},
+                       {"url", p.url},
+                       {"connected", false},
+                       {"state", "daemon-stopped"},
+                       {"queue_depth", depth},
+                       {"lag_seconds", oldest ? (NowMicros() - *oldest) / 1e6 : 0.0},
+                       {"acked", c.ToString()},
+                       {"last_error", nullptr}});
+    }
+    s["peers"] = peers;
+    s["conflicts_total"] = conn->Query("SELECT COUNT(*) FROM zm_conflict")[0][0].AsInt();
+    s["parked_changes"] = conn->Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
+  }
+  if (a.flags.count("--json")) {
+    std::cout << s.dump(2) << "\n";
+  } else {
+    PrintStatus(s);
+  }
+  return kExitOk;
+}
+
+int Dump(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  auto conn = db::Open(cfg.database);
+  std::vector<std::string> lines = CanonicalDump(*conn);
+  if (a.flags.count("--checksum")) {
+    std::cout << DumpChecksum(lines) << "\n";
+  } else {
+    for (const std::string& l : lines) std::cout << l << "\n";
+  }
+  if (a.flags.count("--check")) {
+    auto problems = SanityProblems(*conn);
+    for (const std::string& p : problems) std::cerr << "sanity: " << p << "\n";
+    if (!problems.empty()) return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kMainHelp;
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  const std::string& cmd = args[0];
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "zonemesh " << ZONEMESH_VERSION << "\n";
+    return kExitOk;
+  }
+  auto help = kCommandHelp.find(cmd);
+  if (help == kCommandHelp.end()) {
+    std::cerr << "zonemesh: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
+    return kExitUsage;
+  }
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << help->second;
+      return kExitOk;
+    }
+  }
+  try {
+    if (cmd == "install") return Install(ParseArgs(args, {"--create-schema", "--print-sql"}));
+    if (cmd == "uninstall") return Uninstall(ParseArgs(args, {"--print-sql"}));
+    if (cmd == "run") return Run(ParseArgs(args, {}));
+    if (cmd == "status") return Status(ParseArgs(args, {"--json"}));
+    if (cmd == "dump") return Dump(ParseArgs(args, {"--checksum", "--check"}));
+  } catch (const UsageError& e) {
+    std::cerr << "zonemesh: " << e.what() << "\n\n" << help->second;
+    return kExitUsage;
+  } catch (const ConfigError& e) {
+    std::cerr << "zonemesh: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "zonemesh " << cmd << ": " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitUsage;
+}
+
+}  // namespace zonemesh

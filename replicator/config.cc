@@ -1,1 +1,266 @@
-// placeholder
+#include "replicator/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "conflict/strategy.h"
+#include "schema/spec.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+std::string Endpoint::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+bool IsValidNodeId(const std::string& id) {
+  static const std::regex re("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$");
+  return std::regex_match(id, re);
+}
+
+Endpoint ParseEndpoint(const std::string& text) {
+  Endpoint ep;
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw std::invalid_argument("expected [address]:port");
+    ep.host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) throw std::invalid_argument("expected host:port");
+    ep.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    throw std::invalid_argument("port must be a number from 1 to 65535");
+  int p = std::stoi(port);
+  if (p < 1 || p > 65535) throw std::invalid_argument("port must be a number from 1 to 65535");
+  ep.port = static_cast<uint16_t>(p);
+  return ep;
+}
+
+namespace {
+
+// Walks a JSON object, remembering which keys were consumed, so that
+// leftovers can be reported as unknown. Every error names the full key path.
+class Section {
+ public:
+  Section(const json& j, std::string path, const std::string& file)
+      : j_(j), path_(std::move(path)), file_(file) {
+    if (!j_.is_object()) Fail(path_.empty() ? "the top level" : path_, "must be an object");
+  }
+
+  [[noreturn]] void Fail(const std::string& key, const std::string& what) const {
+    throw ConfigError("config " + file_ + ": '" + key + "' " + what);
+  }
+  std::string Key(const std::string& k) const { return path_.empty() ? k : path_ + "." + k; }
+
+  bool Has(const std::string& k) const { return j_.contains(k); }
+
+  const json& Get(const std::string& k) {
+    seen_.insert(k);
+    return j_.at(k);
+  }
+
+  std::string String(const std::string& k, bool required, const std::string& def = "") {
+    if (!Has(k)) {
+      if (required) Fail(Key(k), "is missing");
+      return def;
+    }
+    const json& v = Get(k);
+    if (!v.is_string()) Fail(Key(k), "must be a string");
+    return v.get<std::string>();
+  }
+
+  int64_t Int(const std::string& k, int64_t def, int64_t min, int64_t max) {
+    if (!Has(k)) return def;
+    const json& v = Get(k);
+    if (!v.is_number_integer()) Fail(Key(k), "must be an integer");
+    int64_t x = v.get<int64_t>();
+    if (x < min || x > max)
+      Fail(Key(k), "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return x;
+  }
+
+  void RejectUnknown() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (!seen_.count(it.key())) Fail(Key(it.key()), "is not a known setting");
+    }
+  }
+
+  const std::string& path() const { return path_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  const json& j_;
+  std::string path_;
+  const std::string& file_;
+  std::set<std::string> seen_;
+};
+
+db::DatabaseConfig ParseDatabase(Section& top, const std::string& base_dir) {
+  if (!top.Has("database")) top.Fail("database", "is missing");
+  Section s(top.Get("database"), "database", top.file());
+  db::DatabaseConfig d;
+  std::string type = s.String("type", true);
+  if (type == "sqlite") {
+    d.dialect = db::Dialect::kSqlite;
+    std::string path = s.String("path", true);
+    if (path.empty()) s.Fail("database.path", "must not be empty");
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+    d.path = p.lexically_normal().string();
+    d.busy_timeout_ms = static_cast<int>(s.Int("busy_timeout_ms", d.busy_timeout_ms, 0, 600000));
+  } else if (type == "postgresql") {
+    d.dialect = db::Dialect::kPostgres;
+    d.conninfo = s.String("conninfo", true);
+  } else if (type == "mysql") {
+    d.dialect = db::Dialect::kMysql;
+    d.database = s.String("database", true);
+    d.user = s.String("user", false, d.user);
+    d.password = s.String("password", false, "");
+    d.socket = s.String("socket", false, "");
+    if (!d.socket.empty() && (s.Has("host") || s.Has("port")))
+      s.Fail("database.socket", "cannot be combined with host/port");
+    d.host = s.String("host", false, d.host);
+    d.port = static_cast<int>(s.Int("port", d.port, 1, 65535));
+  } else {
+    s.Fail("database.type", "must be \"sqlite\", \"postgresql\" or \"mysql\", not \"" + type + "\"");
+  }
+  s.RejectUnknown();
+  return d;
+}
+
+PeerConfig ParsePeer(const json& j, size_t index, const std::string& file) {
+  Section s(j, "peers[" + std::to_string(index) + "]", file);
+  PeerConfig p;
+  p.id = s.String("id", true);
+  if (!IsValidNodeId(p.id)) s.Fail(s.Key("id"), "is not a valid node id: \"" + p.id + "\"");
+  p.url = s.String("url", true);
+  static const std::regex re(R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+):([0-9]{1,5})(/.*)?$)");
+  std::smatch m;
+  if (!std::regex_match(p.url, m, re))
+    s.Fail(s.Key("url"), "must look like http://host:port, not \"" + p.url + "\"");
+  p.scheme = m[1];
+  if (p.scheme == "https") s.Fail(s.Key("url"), "uses https, but no \"tls\" section is configured");
+  try {
+    p.endpoint = ParseEndpoint(std::string(m[2]) + ":" + std::string(m[3]));
+  } catch (const std::invalid_argument& e) {
+    s.Fail(s.Key("url"), e.what());
+  }
+  p.base_path = m[4];
+  while (!p.base_path.empty() && p.base_path.back() == '/') p.base_path.pop_back();
+  s.RejectUnknown();
+  return p;
+}
+
+ConflictConfig ParseConflict(Section& top) {
+  ConflictConfig c;
+  if (!top.Has("conflict")) return c;
+  Section s(top.Get("conflict"), "conflict", top.file());
+  c.strategy = s.String("strategy", false, c.strategy);
+  if (!conflict::IsKnownStrategy(c.strategy))
+    s.Fail("conflict.strategy", "names an unknown strategy \"" + c.strategy +
+                                    "\" (known: " + conflict::KnownStrategyNames() + ")");
+  if (s.Has("tables")) {
+    const json& t = s.Get("tables");
+    if (!t.is_object()) s.Fail("conflict.tables", "must be an object");
+    for (auto it = t.begin(); it != t.end(); ++it) {
+      std::string key = "conflict.tables." + it.key();
+      if (!schema::FindTable(it.key())) s.Fail(key, "is not a replicated table");
+      if (!it.value().is_string()) s.Fail(key, "must be a string");
+      std::string name = it.value().get<std::string>();
+      if (!conflict::IsKnownStrategy(name))
+        s.Fail(key, "names an unknown strategy \"" + name + "\" (known: " +
+                        conflict::KnownStrategyNames() + ")");
+      c.tables[it.key()] = name;
+    }
+  }
+  s.RejectUnknown();
+  return c;
+}
+
+}  // namespace
+
+Config ParseConfig(const std::string& json_text, const std::string& base_dir,
+                   const std::string& file) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError("config " + file + ": not valid JSON: " + e.what());
+  }
+  Section s(j, "", file);
+  Config c;
+  c.file = file;
+
+  c.node_id = s.String("node_id", true);
+  if (!IsValidNodeId(c.node_id))
+    s.Fail("node_id", "must match [A-Za-z0-9][A-Za-z0-9._-]* (at most 63 characters), not \"" +
+                          c.node_id + "\"");
+
+  std::string listen = s.String("listen", true);
+  try {
+    c.listen = ParseEndpoint(listen);
+  } catch (const std::invalid_argument& e) {
+    s.Fail("listen", std::string(e.what()) + ", got \"" + listen + "\"");
+  }
+
+  c.database = ParseDatabase(s, base_dir);
+
+  if (s.Has("peers")) {
+    const json& peers = s.Get("peers");
+    if (!peers.is_array()) s.Fail("peers", "must be an array");
+    std::set<std::string> ids;
+    for (size_t i = 0; i < peers.size(); ++i) {
+      PeerConfig p = ParsePeer(peers[i], i, file);
+      if (p.id == c.node_id)
+        s.Fail("peers[" + std::to_string(i) + "].id", "is this node's own id");
+      if (!ids.insert(p.id).second)
+        s.Fail("peers[" + std::to_string(i) + "].id", "repeats peer \"" + p.id + "\"");
+      c.peers.push_back(std::move(p));
+    }
+  }
+
+  c.conflict = ParseConflict(s);
+
+  c.batch_max_changes = static_cast<int>(s.Int("batch_max_changes", c.batch_max_changes, 1, 100000));
+  c.batch_max_bytes = s.Int("batch_max_bytes", c.batch_max_bytes, 4096, int64_t{1} << 30);
+  c.max_request_bytes = s.Int("max_request_bytes", c.max_request_bytes, 4096, int64_t{1} << 31);
+  if (c.max_request_bytes < c.batch_max_bytes)
+    s.Fail("max_request_bytes", "must be at least batch_max_bytes");
+  c.poll_interval_ms = static_cast<int>(s.Int("poll_interval_ms", c.poll_interval_ms, 1, 60000));
+  c.retry_min_ms = static_cast<int>(s.Int("retry_min_ms", c.retry_min_ms, 1, 3600000));
+  c.retry_max_ms = static_cast<int>(s.Int("retry_max_ms", c.retry_max_ms, 1, 3600000));
+  if (c.retry_max_ms < c.retry_min_ms) s.Fail("retry_max_ms", "must be at least retry_min_ms");
+  c.request_timeout_ms =
+      static_cast<int>(s.Int("request_timeout_ms", c.request_timeout_ms, 100, 3600000));
+  c.outbox_retention_seconds =
+      s.Int("outbox_retention_seconds", c.outbox_retention_seconds, 0, int64_t{10} * 365 * 86400);
+  c.log_level = s.String("log_level", false, c.log_level);
+  static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
+  if (!levels.count(c.log_level))
+    s.Fail("log_level", "must be one of trace, debug, info, warn, error");
+
+  s.RejectUnknown();
+  return c;
+}
+
+Config LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("config " + path + ": cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::filesystem::path p = std::filesystem::absolute(path);
+  return ParseConfig(ss.str(), p.parent_path().string(), path);
+}
+
+}  // namespace zonemesh

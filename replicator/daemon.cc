@@ -1,1 +1,281 @@
-// placeholder
+#include "replicator/daemon.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+#include "db/open.h"
+#include "replicator/applier.h"
+#include "replicator/http.h"
+#include "replicator/installer.h"
+#include "replicator/outbox.h"
+#include "replicator/peer_link.h"
+#include "replicator/router.h"
+#include "replicator/status.h"
+#include "schema/key.h"
+
+namespace zonemesh {
+
+std::string MeshFingerprint(const conflict::Policy& policy) {
+  return schema::Sha256Hex("zonemesh protocol " + std::to_string(kProtocolVersion) + "\n" +
+                           schema::DescribeSpecs(schema::PowerDnsTables()) + policy.Describe())
+      .substr(0, 32);
+}
+
+struct Daemon::Impl {
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        policy(config.conflict.strategy, config.conflict.tables),
+        fingerprint(MeshFingerprint(policy)),
+        status(config, Describe(config.database)) {}
+
+  static std::string Describe(const db::DatabaseConfig& d) {
+    switch (d.dialect) {
+      case db::Dialect::kSqlite:
+        return "sqlite:" + d.path;
+      case db::Dialect::kPostgres:
+        return "postgresql";
+      case db::Dialect::kMysql:
+        return "mysql:" + d.user + "@" + (d.socket.empty() ? d.host + ":" + std::to_string(d.port) : d.socket) +
+               "/" + d.database;
+    }
+    return "";
+  }
+
+  std::unique_ptr<db::Connection> Open() { return db::Open(config.database); }
+
+  // --- applying (HTTP threads, one batch at a time) ---
+  ApplyResult Apply(const Batch& batch) {
+    std::lock_guard<std::mutex> lock(apply_mu);
+    for (int attempt = 1;; ++attempt) {
+      try {
+        EnsureApplyConnection();
+        ApplyResult r = applier->Apply(batch);
+        status.SetDatabase(true, "");
+        return r;
+      } catch (const db::Error& e) {
+        if (e.connection_lost()) {
+          applier.reset();
+          apply_conn.reset();
+          status.SetDatabase(false, e.what());
+        }
+        if (!e.transient() || attempt >= 3) throw UnavailableError(std::string("database: ") + e.what());
+        spdlog::debug("apply attempt {} failed ({}); retrying", attempt, e.what());
+      }
+    }
+  }
+
+  Position Acknowledged(const std::string& origin) {
+    std::lock_guard<std::mutex> lock(apply_mu);
+    try {
+      EnsureApplyConnection();
+      return applier->Acknowledged(origin);
+    } catch (const db::Error& e) {
+      if (e.connection_lost()) {
+        applier.reset();
+        apply_conn.reset();
+        status.SetDatabase(false, e.what());
+      }
+      throw UnavailableError(std::string("database: ") + e.what());
+    }
+  }
+
+  // REQUIRES: apply_mu held.
+  void EnsureApplyConnection() {
+    if (applier) return;
+    apply_conn = Open();
+    apply_conn->SetApplying(true);
+    applier = std::make_unique<Applier>(*apply_conn, policy, config.node_id);
+  }
+
+  void RetryParked() {
+    std::lock_guard<std::mutex> lock(apply_mu);
+    try {
+      EnsureApplyConnection();
+      int64_t n = applier->RetryParked();
+      if (n > 0) spdlog::info("applied or resolved {} parked change(s)", n);
+    } catch (const db::Error& e) {
+      if (e.connection_lost()) {
+        applier.reset();
+        apply_conn.reset();
+      }
+      spdlog::warn("retrying parked changes: {}", e.what());
+    }
+  }
+
+  // --- the outbox thread ---
+  void OutboxLoop() {
+    std::unique_ptr<db::Connection> conn;
+    std::unique_ptr<Outbox> outbox;
+    int64_t last_housekeeping = 0;
+    int backoff_ms = config.retry_min_ms;
+    while (!stopping) {
+      try {
+        if (!conn) {
+          conn = Open();
+          conn->ListenForChanges();
+          outbox = std::make_unique<Outbox>(*conn, config.node_id);
+          status.SetDatabase(true, "");
+          backoff_ms = config.retry_min_ms;
+          WakeLinks();  // rows may have been committed while we were away
+        }
+        int64_t stamped = outbox->StampRound();
+        if (stamped > 0) {
+          spdlog::debug("stamped a commit round of {} change(s)", stamped);
+          WakeLinks();
+        }
+        const int64_t now = NowMicros();
+        if (now - last_housekeeping > 1000000) {
+          last_housekeeping = now;
+          Housekeeping(*conn, *outbox);
+        }
+        if (stamped == 0) conn->WaitForChange(std::chrono::milliseconds(config.poll_interval_ms));
+      } catch (const db::Error& e) {
+        spdlog::error("outbox: {}", e.what());
+        status.SetDatabase(false, e.what());
+        if (e.connection_lost()) {
+          outbox.reset();
+          conn.reset();
+        }
+        SleepUnlessStopping(backoff_ms);
+        backoff_ms = std::min(backoff_ms * 2, config.retry_max_ms);
+      } catch (const std::exception& e) {
+        spdlog::error("outbox: {}", e.what());
+        SleepUnlessStopping(backoff_ms);
+      }
+    }
+  }
+
+  void Housekeeping(db::Connection& conn, Outbox& outbox) {
+    int64_t unstamped = conn.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
+    status.SetOutbox(outbox.LastPosition(), unstamped);
+    int64_t conflicts = conn.Query("SELECT COUNT(*) FROM zm_conflict")[0][0].AsInt();
+    int64_t parked = conn.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
+    status.SetTotals(conflicts, parked);
+
+    const int64_t now = NowMicros();
+    if (now - last_purge > 10 * 1000000LL) {
+      last_purge = now;
+      // Rows every configured peer acknowledged, older than the retention.
+      auto cursors = outbox.LoadCursors();
+      std::optional<Position> min_acked;
+      for (const PeerConfig& p : config.peers) {
+        Position c = cursors.count(p.id) ? cursors[p.id] : Position{};
+        if (!min_acked || c < *min_acked) min_acked = c;
+      }
+      if (min_acked && !min_acked->IsZero()) {
+        int64_t n = outbox.Purge(*min_acked, now - config.outbox_retention_seconds * 1000000LL);
+        if (n > 0) spdlog::info("purged {} acknowledged outbox row(s)", n);
+      }
+      if (parked > 0) RetryParked();
+    }
+  }
+
+  void WakeLinks() {
+    for (auto& l : links) l->Wake();
+  }
+
+  void SleepUnlessStopping(int ms) {
+    std::unique_lock<std::mutex> lock(stop_mu);
+    stop_cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping.load(); });
+  }
+
+  Config config;
+  conflict::Policy policy;
+  std::string fingerprint;
+  StatusBoard status;
+
+  std::mutex apply_mu;
+  std::unique_ptr<db::Connection> apply_conn;
+  std::unique_ptr<Applier> applier;
+
+  std::vector<std::unique_ptr<PeerLink>> links;
+  std::unique_ptr<HttpServer> server;
+  std::thread outbox_thread;
+  int64_t last_purge = 0;
+
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+};
+
+Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Daemon::~Daemon() = default;
+
+int Daemon::Run() {
+  Impl& m = *impl_;
+  const Config& cfg = m.config;
+
+  // Signals go to the main thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  spdlog::info("zonemesh {} node {} starting, database {}", ZONEMESH_VERSION, cfg.node_id,
+               m.Impl::Describe(cfg.database));
+  try {
+    auto conn = m.Open();
+    RequireInstalled(*conn, cfg.node_id);
+    m.status.SetDatabase(true, "");
+  } catch (const InstallError& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const db::Error& e) {
+    if (cfg.database.dialect == db::Dialect::kSqlite) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
+    // A database server may still be starting: serve status and keep trying.
+    spdlog::error("{} (will keep trying)", e.what());
+    m.status.SetDatabase(false, e.what());
+  }
+
+  Router::Options ropts;
+  ropts.node_id = cfg.node_id;
+  ropts.fingerprint = m.fingerprint;
+  for (const PeerConfig& p : cfg.peers) ropts.peer_ids.insert(p.id);
+  Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
+                          [&m](const std::string& o) { return m.Acknowledged(o); }};
+  auto router = std::make_shared<Router>(ropts, backend, m.status);
+
+  HttpServer::Options sopts;
+  sopts.listen = cfg.listen;
+  sopts.max_body_bytes = cfg.max_request_bytes;
+  sopts.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  m.server = std::make_unique<HttpServer>(sopts, [router](const HttpRequest& r) { return router->Handle(r); });
+  try {
+    m.server->Start();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  spdlog::info("listening on {} (fingerprint {})", cfg.listen.ToString(), m.fingerprint);
+
+  for (const PeerConfig& p : cfg.peers) {
+    m.links.push_back(std::make_unique<PeerLink>(cfg, p, m.fingerprint, m.status, [&m] { return m.Open(); }));
+  }
+  for (auto& l : m.links) l->Start();
+  m.outbox_thread = std::thread([&m] { m.OutboxLoop(); });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+
+  {
+    std::lock_guard<std::mutex> lock(m.stop_mu);
+    m.stopping = true;
+  }
+  m.stop_cv.notify_all();
+  m.server->Stop();
+  for (auto& l : m.links) l->Stop();
+  if (m.outbox_thread.joinable()) m.outbox_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace zonemesh

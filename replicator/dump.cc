@@ -1,1 +1,64 @@
-// placeholder
+#include "replicator/dump.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "replicator/table_sql.h"
+#include "replicator/wire.h"
+#include "schema/key.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+std::vector<std::string> CanonicalDump(db::Connection& conn) {
+  std::vector<std::string> out;
+  const auto& specs = schema::PowerDnsTables();
+  for (size_t t = 0; t < specs.size(); ++t) {
+    const schema::TableSpec& spec = specs[t];
+    std::vector<std::string> lines;
+    for (const db::Row& r : conn.Query(TableSql(conn.dialect(), spec).SelectAll())) {
+      schema::RowImage row;
+      if (spec.is_child()) row.zone = r[0].AsOptText();
+      for (size_t i = 0; i < spec.columns.size(); ++i) {
+        row.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
+      }
+      json line{{"t", spec.name}, {"k", schema::EncodeKey(spec, row)}, {"row", RowImageToJson(spec, row)}};
+      lines.push_back(line.dump());
+    }
+    std::sort(lines.begin(), lines.end());
+    lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+    out.insert(out.end(), lines.begin(), lines.end());
+  }
+  return out;
+}
+
+std::string DumpChecksum(const std::vector<std::string>& lines) {
+  std::string all;
+  for (const std::string& l : lines) all += l + "\n";
+  return schema::Sha256Hex(all);
+}
+
+std::vector<std::string> SanityProblems(db::Connection& conn) {
+  std::vector<std::string> problems;
+  for (const db::Row& r : conn.Query(
+           "SELECT d.name, COUNT(r.id) FROM domains d LEFT JOIN records r ON r.domain_id = d.id "
+           "AND r.type = 'SOA' GROUP BY d.id, d.name HAVING COUNT(r.id) <> 1")) {
+    problems.push_back("zone " + r[0].AsText() + " has " + r[1].AsText() + " SOA records");
+  }
+  for (const db::Row& r :
+       conn.Query("SELECT name, COUNT(*) FROM domains GROUP BY name HAVING COUNT(*) > 1")) {
+    problems.push_back("zone " + r[0].AsText() + " exists " + r[1].AsText() + " times");
+  }
+  for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+    if (!spec.is_child()) continue;
+    auto rows = conn.Query("SELECT COUNT(*) FROM " + spec.name + " t WHERE NOT EXISTS (SELECT 1 FROM domains d WHERE d.id = t." +
+                           spec.parent_column + ")");
+    if (rows[0][0].AsInt() > 0) {
+      problems.push_back(rows[0][0].AsText() + " row(s) of " + spec.name + " without a zone");
+    }
+  }
+  return problems;
+}
+
+}  // namespace zonemesh

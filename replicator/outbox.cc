@@ -1,1 +1,237 @@
-// placeholder
+#include "replicator/outbox.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "schema/sql_dialect.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kStampPage = 512;
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "IN (?, ?, ...)" for n parameters.
+std::string Marks(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
+  return out;
+}
+
+void AddPositionParams(const schema::SqlDialect& d, const Position& p, db::Params* params) {
+  params->push_back(p.csn);
+  if (d.PositionAfterRepeatsCsn()) params->push_back(p.csn);
+  params->push_back(p.id);
+}
+
+}  // namespace
+
+Position ParsePosition(const std::string& text) {
+  if (text.empty()) return {};
+  size_t colon = text.find(':');
+  if (colon == std::string::npos) return {std::stoll(text), 0};
+  return {std::stoll(text.substr(0, colon)), std::stoll(text.substr(colon + 1))};
+}
+
+std::string Outbox::MetaGet(const std::string& name) {
+  auto rows = conn_.Query("SELECT value FROM zm_meta WHERE name = ?", {name});
+  return rows.empty() || rows[0][0].IsNull() ? "" : rows[0][0].AsText();
+}
+
+void Outbox::MetaSet(const std::string& name, const std::string& value) {
+  schema::SqlDialect d(conn_.dialect());
+  conn_.Execute(d.Upsert("zm_meta", {"name", "value"}, {"name"}, {"value"}), {name, value});
+}
+
+bool Outbox::HasUnstamped() {
+  return !conn_.Query("SELECT id FROM zm_outbox WHERE csn IS NULL LIMIT 1").empty();
+}
+
+int64_t Outbox::StampRound() {
+  if (!HasUnstamped()) return 0;
+  int64_t stamped = 0;
+  conn_.BeginSnapshot();
+  try {
+    const int64_t csn = ParsePosition(MetaGet("last_csn")).csn + 1;
+    int64_t after = 0;
+    for (;;) {
+      auto rows = conn_.Query("SELECT id FROM zm_outbox WHERE csn IS NULL AND id > ? ORDER BY id LIMIT " +
+                                  std::to_string(kStampPage),
+                              {after});
+      if (rows.empty()) break;
+      // Pad to a power of two with the last id so that few distinct
+      // statements are prepared.
+      size_t n = 1;
+      while (n < rows.size()) n *= 2;
+      db::Params params{csn};
+      for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
+      conn_.Execute("UPDATE zm_outbox SET csn = ? WHERE csn IS NULL AND id IN (" + Marks(n) + ")",
+                    params);
+      stamped += static_cast<int64_t>(rows.size());
+      after = rows.back()[0].AsInt();
+      if (rows.size() < static_cast<size_t>(kStampPage)) break;
+    }
+    if (stamped > 0) MetaSet("last_csn", std::to_string(csn));
+    conn_.Commit();
+  } catch (...) {
+    conn_.Rollback();
+    throw;
+  }
+  return stamped;
+}
+
+Change Outbox::ChangeFromRow(const db::Row& row) {
+  // id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node
+  Change c;
+  c.pos = {row[1].AsInt(), row[0].AsInt()};
+  std::string table = row[2].AsText();
+  c.spec = schema::FindTable(table);
+  if (!c.spec) throw std::runtime_error("outbox row " + row[0].AsText() + " names unknown table " + table);
+  c.op = row[3].AsText().empty() ? 'U' : row[3].AsText()[0];
+  std::vector<std::string> problems;
+  json payload = json::parse(row[5].AsText(), nullptr, false);
+  c.row = RowImageFromPayload(*c.spec, payload, &problems);
+  c.version = {row[6].AsInt(), node_id_};
+  c.vv = schema::VersionVector::FromJson(row[7].AsText());
+  c.epoch = {row[8].AsInt(), row[9].AsText()};
+  c.key = schema::EncodeKey(*c.spec, c.row);
+  const std::string captured_key = row[4].AsText();
+  if (!problems.empty() || c.key != captured_key) {
+    ++normalization_problems_;
+    std::string what;
+    for (const auto& p : problems) what += p + "; ";
+    if (c.key != captured_key) what += "captured key \"" + captured_key + "\" differs from \"" + c.key + "\"";
+    spdlog::warn("outbox row {} ({} [{}]): {}", row[0].AsText(), table, captured_key, what);
+  }
+  return c;
+}
+
+Batch Outbox::ReadBatch(const Position& after, int max_changes, int64_t max_bytes) {
+  schema::SqlDialect d(conn_.dialect());
+  db::Params params;
+  AddPositionParams(d, after, &params);
+  params.push_back(int64_t{max_changes} + 1);
+  auto rows = conn_.Query(
+      "SELECT id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node FROM zm_outbox "
+      "WHERE csn IS NOT NULL AND " +
+          d.PositionAfter("csn", "id") + " ORDER BY csn, id LIMIT ?",
+      params);
+  Batch batch;
+  batch.after = after;
+  int64_t bytes = 0;
+  size_t taken = 0;
+  bool cut = false;  // stopped before the end of what is available
+  for (const db::Row& row : rows) {
+    int64_t size = static_cast<int64_t>(row[4].AsText().size() + row[5].AsText().size() + 120);
+    if (taken == static_cast<size_t>(max_changes) || (taken > 0 && bytes + size > max_bytes)) {
+      cut = true;
+      break;
+    }
+    bytes += size;
+    ++taken;
+  }
+  if (taken == 0) return batch;
+  if (cut) {
+    const int64_t next_csn = rows[taken][1].AsInt();
+    const int64_t last_csn = rows[taken - 1][1].AsInt();
+    if (next_csn == last_csn) {
+      // The last round continues past the cut: end the batch at the previous
+      // round boundary, or send a chunk of a round too large for one batch.
+      size_t boundary = taken;
+      while (boundary > 0 && rows[boundary - 1][1].AsInt() == last_csn) --boundary;
+      if (boundary > 0) {
+        taken = boundary;
+      } else {
+        batch.round_complete = false;
+      }
+    }
+  }
+  batch.changes.reserve(taken);
+  for (size_t i = 0; i < taken; ++i) batch.changes.push_back(ChangeFromRow(rows[i]));
+  return batch;
+}
+
+int64_t Outbox::CountAfter(const Position& after) {
+  schema::SqlDialect d(conn_.dialect());
+  db::Params params;
+  AddPositionParams(d, after, &params);
+  int64_t stamped = conn_.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NOT NULL AND " +
+                                    d.PositionAfter("csn", "id"),
+                                params)[0][0]
+                        .AsInt();
+  int64_t unstamped = conn_.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
+  return stamped + unstamped;
+}
+
+std::optional<int64_t> Outbox::OldestHlcAfter(const Position& after) {
+  schema::SqlDialect d(conn_.dialect());
+  db::Params params;
+  AddPositionParams(d, after, &params);
+  auto rows = conn_.Query("SELECT hlc FROM zm_outbox WHERE csn IS NOT NULL AND " +
+                              d.PositionAfter("csn", "id") + " ORDER BY csn, id LIMIT 1",
+                          params);
+  if (!rows.empty()) return rows[0][0].AsInt();
+  rows = conn_.Query("SELECT MIN(hlc) FROM zm_outbox WHERE csn IS NULL");
+  if (rows.empty() || rows[0][0].IsNull()) return std::nullopt;
+  return rows[0][0].AsInt();
+}
+
+Position Outbox::LastPosition() {
+  auto rows = conn_.Query("SELECT csn, id FROM zm_outbox WHERE csn IS NOT NULL ORDER BY csn DESC, id DESC LIMIT 1");
+  if (rows.empty()) return {ParsePosition(MetaGet("last_csn")).csn, 0};
+  return {rows[0][0].AsInt(), rows[0][1].AsInt()};
+}
+
+std::map<std::string, Position> Outbox::LoadCursors() {
+  std::map<std::string, Position> out;
+  for (const db::Row& r : conn_.Query("SELECT peer, csn, id FROM zm_peer")) {
+    out[r[0].AsText()] = {r[1].AsInt(), r[2].AsInt()};
+  }
+  return out;
+}
+
+void Outbox::SaveCursor(const std::string& peer, const Position& pos) {
+  schema::SqlDialect d(conn_.dialect());
+  conn_.Execute(d.Upsert("zm_peer", {"peer", "csn", "id", "updated_at"}, {"peer"},
+                         {"csn", "id", "updated_at"}),
+                {peer, pos.csn, pos.id, NowMicros()});
+}
+
+int64_t Outbox::Purge(const Position& acked_by_all, int64_t older_than_hlc) {
+  if (acked_by_all.IsZero()) return 0;
+  // Only rows of rounds before the acknowledged one are purged, so a
+  // partially acknowledged round stays whole.
+  int64_t deleted = 0;
+  for (;;) {
+    auto rows = conn_.Query(
+        "SELECT id, csn FROM zm_outbox WHERE csn IS NOT NULL AND csn < ? AND hlc < ? ORDER BY csn, id "
+        "LIMIT " + std::to_string(kStampPage),
+        {acked_by_all.csn, older_than_hlc});
+    if (rows.empty()) break;
+    size_t n = 1;
+    while (n < rows.size()) n *= 2;
+    db::Params params;
+    for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
+    db::Transaction tx(conn_);
+    conn_.Execute("DELETE FROM zm_outbox WHERE id IN (" + Marks(n) + ")", params);
+    Position last{rows.back()[1].AsInt(), rows.back()[0].AsInt()};
+    if (last > PurgedUpTo()) MetaSet("purged_upto", last.ToString());
+    tx.Commit();
+    deleted += static_cast<int64_t>(rows.size());
+    if (rows.size() < static_cast<size_t>(kStampPage)) break;
+  }
+  return deleted;
+}
+
+Position Outbox::PurgedUpTo() { return ParsePosition(MetaGet("purged_upto")); }
+
+}  // namespace zonemesh

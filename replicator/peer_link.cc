@@ -1,1 +1,222 @@
-// placeholder
+#include "replicator/peer_link.h"
+
+#include <spdlog/spdlog.h>
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+namespace {
+
+// Parses {"ack": [csn, id]} from a peer's answer.
+std::optional<Position> AckOf(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("ack")) return std::nullopt;
+  const json& a = j["ack"];
+  if (!a.is_array() || a.size() != 2 || !a[0].is_number_integer() || !a[1].is_number_integer())
+    return std::nullopt;
+  return Position{a[0].get<int64_t>(), a[1].get<int64_t>()};
+}
+
+std::string ErrorOf(const HttpClient::Response& r) {
+  json j = json::parse(r.body, nullptr, false);
+  std::string msg = !j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_string()
+                        ? j["error"].get<std::string>()
+                        : r.body.substr(0, 200);
+  return "HTTP " + std::to_string(r.status) + ": " + msg;
+}
+
+}  // namespace
+
+PeerLink::PeerLink(const Config& config, const PeerConfig& peer, std::string fingerprint,
+                   StatusBoard& status, ConnectionFactory open_db)
+    : config_(config),
+      peer_(peer),
+      fingerprint_(std::move(fingerprint)),
+      status_(status),
+      open_db_(std::move(open_db)),
+      client_(peer.endpoint, std::chrono::milliseconds(config.request_timeout_ms),
+              64 << 20) {}
+
+PeerLink::~PeerLink() { Stop(); }
+
+void PeerLink::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void PeerLink::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void PeerLink::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+void PeerLink::Sleep(int ms, bool wakeable) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stop_ || (wakeable && wake_); });
+  if (wakeable) wake_ = false;
+}
+
+void PeerLink::Fail(const std::string& state, const std::string& error) {
+  introduced_ = false;
+  backoff_pending_ = true;
+  backoff_ms_ = state == "retrying"
+                    ? (backoff_ms_ == 0 ? config_.retry_min_ms
+                                        : std::min(backoff_ms_ * 2, config_.retry_max_ms))
+                    : config_.retry_max_ms;
+  status_.UpdatePeer(peer_.id, [&](PeerState& p) {
+    if (p.last_error != error) spdlog::warn("peer {}: {}", peer_.id, error);
+    p.connected = state != "retrying" ? p.connected : false;
+    p.state = state;
+    p.last_error = error;
+    p.last_error_at = NowMicros();
+    p.failures++;
+  });
+}
+
+void PeerLink::RefreshQueue(bool force) {
+  const int64_t now = NowMicros();
+  if (!force && now - queue_refreshed_at_ < 1000000) return;
+  queue_refreshed_at_ = now;
+  int64_t depth = outbox_->CountAfter(cursor_);
+  std::optional<int64_t> oldest = depth > 0 ? outbox_->OldestHlcAfter(cursor_) : std::nullopt;
+  status_.UpdatePeer(peer_.id, [&](PeerState& p) {
+    p.queue_depth = depth;
+    p.oldest_unacked_hlc = oldest;
+    p.acked = cursor_;
+  });
+}
+
+void PeerLink::Hello() {
+  json hello{{"v", kProtocolVersion},
+             {"origin", config_.node_id},
+             {"target", peer_.id},
+             {"fingerprint", fingerprint_}};
+  HttpClient::Response r = client_.Request("POST", peer_.base_path + "/v1/hello", hello.dump());
+  if (r.status != 200) {
+    Fail(r.status == 409 || r.status == 403 || r.status == 421 ? "refused" : "retrying", ErrorOf(r));
+    return;
+  }
+  std::optional<Position> ack = AckOf(r.body);
+  if (!ack) {
+    Fail("retrying", "peer answered hello without a position");
+    return;
+  }
+  if (*ack != cursor_) {
+    spdlog::info("peer {} holds {} of this node's stream (cursor was {})", peer_.id, ack->ToString(),
+                 cursor_.ToString());
+    cursor_ = *ack;
+    outbox_->SaveCursor(peer_.id, cursor_);
+  }
+  introduced_ = true;
+  backoff_ms_ = 0;
+  status_.UpdatePeer(peer_.id, [&](PeerState& p) {
+    p.connected = true;
+    p.last_success_at = NowMicros();
+    p.acked = cursor_;
+  });
+}
+
+bool PeerLink::Step() {
+  if (!conn_) {
+    conn_ = open_db_();
+    outbox_ = std::make_unique<Outbox>(*conn_, config_.node_id);
+    auto cursors = outbox_->LoadCursors();
+    cursor_ = cursors.count(peer_.id) ? cursors[peer_.id] : Position{};
+  }
+  if (!introduced_) {
+    RefreshQueue(true);
+    Hello();
+    if (!introduced_) return false;
+  }
+  Position purged = outbox_->PurgedUpTo();
+  if (cursor_ < purged) {
+    Fail("needs-resync", "the peer holds " + cursor_.ToString() + " but changes up to " +
+                             purged.ToString() + " were purged here; it needs a resync");
+    return false;
+  }
+
+  Batch batch = outbox_->ReadBatch(cursor_, config_.batch_max_changes, config_.batch_max_bytes);
+  if (batch.changes.empty()) {
+    RefreshQueue(true);
+    status_.UpdatePeer(peer_.id, [](PeerState& p) { p.state = "ok"; });
+    return false;
+  }
+  batch.origin = config_.node_id;
+  batch.target = peer_.id;
+  batch.fingerprint = fingerprint_;
+  const std::string body = EncodeBatch(batch);
+  HttpClient::Response r = client_.Request("POST", peer_.base_path + "/v1/push", body);
+  std::optional<Position> ack = AckOf(r.body);
+  if (r.status == 200 && ack) {
+    cursor_ = *ack;
+    outbox_->SaveCursor(peer_.id, cursor_);
+    backoff_ms_ = 0;
+    status_.UpdatePeer(peer_.id, [&](PeerState& p) {
+      p.connected = true;
+      p.state = "ok";
+      p.last_success_at = NowMicros();
+      p.acked = cursor_;
+      p.batches_sent++;
+      p.changes_sent += static_cast<int64_t>(batch.changes.size());
+      p.bytes_sent += static_cast<int64_t>(body.size());
+    });
+    spdlog::debug("peer {}: pushed {} change(s), acknowledged {}", peer_.id, batch.changes.size(),
+                  cursor_.ToString());
+    RefreshQueue(false);
+    return true;
+  }
+  if (r.status == 409 && ack) {
+    spdlog::warn("peer {} holds {} of this node's stream; resending from there", peer_.id,
+                 ack->ToString());
+    cursor_ = *ack;
+    outbox_->SaveCursor(peer_.id, cursor_);
+    return true;
+  }
+  Fail(r.status == 409 || r.status == 403 || r.status == 421 ? "refused" : "retrying", ErrorOf(r));
+  return false;
+}
+
+void PeerLink::Run() {
+  spdlog::info("peer {}: pushing to {}", peer_.id, peer_.url);
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) break;
+    }
+    bool more = false;
+    try {
+      more = Step();
+    } catch (const HttpError& e) {
+      client_.Close();
+      Fail("retrying", e.what());
+    } catch (const db::Error& e) {
+      if (e.connection_lost()) {
+        outbox_.reset();
+        conn_.reset();
+      }
+      Fail("retrying", std::string("local database: ") + e.what());
+    } catch (const std::exception& e) {
+      Fail("retrying", e.what());
+    }
+    if (backoff_pending_) {
+      backoff_pending_ = false;
+      Sleep(backoff_ms_, false);
+      continue;
+    }
+    if (more) continue;
+    Sleep(1000, true);
+  }
+  client_.Close();
+  spdlog::debug("peer {}: stopped", peer_.id);
+}
+
+}  // namespace zonemesh

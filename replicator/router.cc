@@ -1,1 +1,122 @@
-// placeholder
+#include "replicator/router.h"
+
+#include <spdlog/spdlog.h>
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+HttpResponse JsonResponse(int status, const json& body) {
+  return HttpResponse{status, "application/json", body.dump() + "\n"};
+}
+
+HttpResponse ErrorResponse(int status, const std::string& message) {
+  return JsonResponse(status, json{{"error", message}});
+}
+
+namespace {
+
+json PositionJson(const Position& p) { return json::array({p.csn, p.id}); }
+
+std::string PathOf(const std::string& target) {
+  size_t q = target.find('?');
+  return q == std::string::npos ? target : target.substr(0, q);
+}
+
+}  // namespace
+
+HttpResponse Router::Handle(const HttpRequest& req) const {
+  const std::string path = PathOf(req.target);
+  try {
+    if (path == "/v1/push" || path == "/v1/hello") {
+      if (req.method != "POST") return ErrorResponse(405, path + " takes POST");
+      return path == "/v1/push" ? Push(req) : Hello(req);
+    }
+    if (path == "/status" || path == "/health") {
+      if (req.method != "GET" && req.method != "HEAD") return ErrorResponse(405, path + " takes GET");
+      if (path == "/status") return JsonResponse(200, status_.ToJson());
+      bool ok = status_.DatabaseOk();
+      return JsonResponse(ok ? 200 : 503, json{{"ok", ok}, {"node_id", options_.node_id}});
+    }
+    return ErrorResponse(404, "no such endpoint: " + path);
+  } catch (const UnavailableError& e) {
+    spdlog::warn("{} {} from {}: {}", req.method, path, req.remote, e.what());
+    return ErrorResponse(503, e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("{} {} from {}: {}", req.method, path, req.remote, e.what());
+    return ErrorResponse(500, std::string("internal error: ") + e.what());
+  }
+}
+
+HttpResponse Router::CheckSender(const std::string& origin, const std::string& target,
+                                 const std::string& fingerprint) const {
+  if (!options_.peer_ids.count(origin)) {
+    status_.RecordRejected(origin, "not a configured peer");
+    return ErrorResponse(403, "origin \"" + origin + "\" is not a configured peer of " +
+                                  options_.node_id);
+  }
+  if (target != options_.node_id) {
+    status_.RecordRejected(origin, "addressed to " + target);
+    return ErrorResponse(421, "this is node \"" + options_.node_id + "\", not \"" + target + "\"");
+  }
+  if (fingerprint != options_.fingerprint) {
+    status_.RecordRejected(origin, "incompatible table specs or conflict strategies");
+    return JsonResponse(409, json{{"error", "incompatible: table specs or conflict strategies differ; "
+                                            "both nodes must run the same zonemesh version and "
+                                            "conflict configuration"},
+                                  {"fingerprint", options_.fingerprint}});
+  }
+  return HttpResponse{0, "", ""};
+}
+
+HttpResponse Router::Hello(const HttpRequest& req) const {
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("origin") || !j["origin"].is_string() ||
+      !j.contains("target") || !j["target"].is_string() || !j.contains("fingerprint") ||
+      !j["fingerprint"].is_string() || !j.contains("v") || !j["v"].is_number_integer()) {
+    status_.RecordRejected("", "malformed hello");
+    return ErrorResponse(400, "hello must be {\"v\", \"origin\", \"target\", \"fingerprint\"}");
+  }
+  if (j["v"].get<int64_t>() != kProtocolVersion) {
+    return ErrorResponse(400, "protocol version " + j["v"].dump() + " is not supported");
+  }
+  const std::string origin = j["origin"].get<std::string>();
+  HttpResponse check = CheckSender(origin, j["target"].get<std::string>(),
+                                   j["fingerprint"].get<std::string>());
+  if (check.status) return check;
+  Position ack = backend_.acknowledged(origin);
+  return JsonResponse(200, json{{"node_id", options_.node_id}, {"ack", PositionJson(ack)}});
+}
+
+HttpResponse Router::Push(const HttpRequest& req) const {
+  Batch batch;
+  try {
+    batch = DecodeBatch(req.body);
+  } catch (const WireError& e) {
+    status_.RecordRejected("", std::string("malformed push: ") + e.what());
+    spdlog::warn("rejected push from {}: {}", req.remote, e.what());
+    return ErrorResponse(400, e.what());
+  }
+  HttpResponse check = CheckSender(batch.origin, batch.target, batch.fingerprint);
+  if (check.status) return check;
+
+  ApplyResult r = backend_.apply(batch);
+  int64_t newest = batch.changes.empty() ? 0 : batch.changes.back().version.hlc;
+  if (r.status == ApplyResult::Status::kGap) {
+    spdlog::warn("push from {} starts at {} but this node holds {}; asking it to resend",
+                 batch.origin, batch.after.ToString(), r.ack.ToString());
+    return JsonResponse(409, json{{"error", "gap: this node holds " + r.ack.ToString() +
+                                                " of your stream; resend from there"},
+                                  {"ack", PositionJson(r.ack)}});
+  }
+  status_.RecordApply(batch.origin, r, newest);
+  return JsonResponse(200, json{{"node_id", options_.node_id},
+                                {"ack", PositionJson(r.ack)},
+                                {"applied", r.applied},
+                                {"duplicates", r.duplicates},
+                                {"conflicts", r.conflicts},
+                                {"parked", r.parked},
+                                {"failed", r.failed}});
+}
+
+}  // namespace zonemesh

@@ -119,6 +119,56 @@ std::string SqlDialect::PayloadValue(const std::string& expr, ColumnType type) c
   return expr;
 }
 
+std::string SqlDialect::Upsert(const std::string& table, const std::vector<std::string>& cols,
+                               const std::vector<std::string>& key_cols,
+                               const std::vector<std::string>& update_cols) const {
+  std::string sql = "INSERT INTO " + table + " (";
+  std::string marks;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    sql += (i ? ", " : "") + cols[i];
+    marks += i ? ", ?" : "?";
+  }
+  sql += ") VALUES (" + marks + ")";
+  if (d_ == db::Dialect::kMysql) {
+    sql += " ON DUPLICATE KEY UPDATE ";
+    for (size_t i = 0; i < update_cols.size(); ++i)
+      sql += (i ? ", " : "") + update_cols[i] + " = VALUES(" + update_cols[i] + ")";
+    return sql;
+  }
+  sql += " ON CONFLICT (";
+  for (size_t i = 0; i < key_cols.size(); ++i) sql += (i ? ", " : "") + key_cols[i];
+  sql += ") DO UPDATE SET ";
+  for (size_t i = 0; i < update_cols.size(); ++i)
+    sql += (i ? ", " : "") + update_cols[i] + " = excluded." + update_cols[i];
+  return sql;
+}
+
+std::string SqlDialect::InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
+                                     const std::vector<std::string>& key_cols) const {
+  std::string sql = "INSERT INTO " + table + " (";
+  std::string marks;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    sql += (i ? ", " : "") + cols[i];
+    marks += i ? ", ?" : "?";
+  }
+  sql += ") VALUES (" + marks + ")";
+  if (d_ == db::Dialect::kMysql) return sql + " ON DUPLICATE KEY UPDATE " + key_cols[0] + " = " + key_cols[0];
+  sql += " ON CONFLICT (";
+  for (size_t i = 0; i < key_cols.size(); ++i) sql += (i ? ", " : "") + key_cols[i];
+  return sql + ") DO NOTHING";
+}
+
+std::string SqlDialect::PositionAfter(const std::string& csn_col, const std::string& id_col) const {
+  if (d_ == db::Dialect::kMysql) {
+    return "(" + csn_col + " > ? OR (" + csn_col + " = ? AND " + id_col + " > ?))";
+  }
+  return "(" + csn_col + ", " + id_col + ") > (?, ?)";
+}
+
+std::string SqlDialect::ForUpdate() const {
+  return d_ == db::Dialect::kSqlite ? "" : " FOR UPDATE";
+}
+
 std::string SqlDialect::Text() const {
   return d_ == Dialect::kMysql ? "LONGTEXT" : "TEXT";
 }

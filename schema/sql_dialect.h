@@ -58,6 +58,25 @@ class SqlDialect {
   // Column expression as it goes into a payload (inet as text).
   std::string PayloadValue(const std::string& expr, ColumnType type) const;
 
+  // INSERT that updates `update_cols` when a row with the same `key_cols`
+  // exists, with one ? per column of `cols`.
+  std::string Upsert(const std::string& table, const std::vector<std::string>& cols,
+                     const std::vector<std::string>& key_cols,
+                     const std::vector<std::string>& update_cols) const;
+
+  // INSERT that does nothing when a row with the same key exists.
+  std::string InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
+                           const std::vector<std::string>& key_cols) const;
+
+  // "(csn, id) > (?, ?)" in a form each database can run on an index;
+  // takes the parameters (csn, csn, id) on MySQL, (csn, id) elsewhere.
+  std::string PositionAfter(const std::string& csn_col, const std::string& id_col) const;
+  bool PositionAfterRepeatsCsn() const { return d_ == db::Dialect::kMysql; }
+
+  // " FOR UPDATE" where row locks exist; SQLite's write transaction already
+  // excludes every other writer.
+  std::string ForUpdate() const;
+
   // Column types for zonemesh's own tables.
   std::string BigInt() const { return "BIGINT"; }
   std::string Text() const;                // unbounded text

@@ -67,7 +67,7 @@ db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& name) {
       cfg.user = "root";
       auto c = db::Open(cfg);
       c->ExecuteDdl("DROP DATABASE IF EXISTS " + name);
-      c->ExecuteDdl("CREATE DATABASE " + name);
+      c->ExecuteDdl("CREATE DATABASE " + name + " CHARACTER SET utf8mb4");
       cfg.database = name;
       return cfg;
     }

@@ -1,0 +1,93 @@
+// Applies peers' batches to the local database: atomically, exactly once,
+// without capturing them again, deciding conflicts by row version vectors
+// and the configured strategies, and keeping zones sane across deletes and
+// re-creations (zone incarnations). docs/replication-model.md gives the rules;
+// this is their one implementation, written once for every database.
+#ifndef ZONEMESH_REPLICATOR_APPLIER_H_
+#define ZONEMESH_REPLICATOR_APPLIER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "conflict/strategy.h"
+#include "db/connection.h"
+#include "replicator/wire.h"
+
+namespace zonemesh {
+
+struct ApplyResult {
+  enum class Status {
+    kApplied,  // everything after the receiver's position is applied (or staged)
+    kGap,      // the batch starts after what this node has: the sender must rewind to `ack`
+  };
+  Status status = Status::kApplied;
+  Position ack;              // the origin's position this node now holds
+  int64_t applied = 0;       // changes written (or decided) now
+  int64_t duplicates = 0;    // changes this node had applied before
+  int64_t staged = 0;        // changes of an incomplete round, kept for later
+  int64_t conflicts = 0;     // conflicts recorded
+  int64_t parked = 0;        // changes waiting for their zone
+  int64_t failed = 0;        // changes the database refused (recorded)
+};
+
+class Applier {
+ public:
+  // `conn` must be marked as the applier session (SetApplying(true)) by the
+  // caller; it is used by this object only, one call at a time.
+  Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node);
+
+  // Applies `batch` in one transaction with its new position per origin.
+  // Changes at or before the recorded position are skipped (a re-sent batch
+  // is acknowledged, not applied twice). A change the database refuses
+  // (constraint, invalid value) is recorded in zm_conflict with the error and
+  // does not stop the stream. Throws db::Error when the database fails; then
+  // nothing of the batch is applied.
+  ApplyResult Apply(const Batch& batch);
+
+  // The position of `origin`'s stream this node holds (applied or staged).
+  Position Acknowledged(const std::string& origin);
+
+  // Re-tries changes parked for zones that exist now. Returns how many were
+  // applied or resolved. Cheap when nothing is parked.
+  int64_t RetryParked();
+
+ private:
+  struct RowVer;
+  struct ZoneState;
+  struct Context;
+
+  ApplyResult ApplyOnce(const Batch& batch, bool isolate_changes);
+  void ApplyChange(Context& ctx, const Change& c);
+  void ApplyZoneChange(Context& ctx, const Change& c);
+  void ApplyChildChange(Context& ctx, const Change& c);
+  void ApplyPlainChange(Context& ctx, const Change& c);
+  // The version-vector decision and the write, shared by every table.
+  void Decide(Context& ctx, const Change& c, const RowVer& local, std::optional<int64_t> zone_id);
+  void KillIncarnation(Context& ctx, ZoneState& zone, const schema::Version& epoch,
+                       const schema::Version& version, const schema::VersionVector& vv);
+  void Park(Context& ctx, const Change& c);
+  void RetryParkedFor(Context& ctx, const std::string& zone);
+  void RecordConflict(Context& ctx, const Change& c, const RowVer* local,
+                      const std::optional<schema::RowImage>& local_image,
+                      const std::string& strategy, const std::string& decision,
+                      const std::string& reason);
+
+  RowVer LockRowVer(const std::string& table, const std::string& key);
+  void WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv);
+  ZoneState LoadZone(const std::string& zone);
+  std::optional<schema::RowImage> LoadRow(const schema::TableSpec& spec, const schema::RowImage& row,
+                                          std::optional<int64_t> zone_id);
+  void WriteRow(const schema::TableSpec& spec, const schema::RowImage& row,
+                std::optional<int64_t> zone_id);
+  void DeleteRow(const schema::TableSpec& spec, const schema::RowImage& row,
+                 std::optional<int64_t> zone_id);
+
+  db::Connection& conn_;
+  const conflict::Policy& policy_;
+  std::string local_node_;
+};
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_APPLIER_H_

@@ -1,0 +1,108 @@
+// The daemon's configuration: one JSON file, loaded and validated once at
+// start. Every field below has its default and meaning where it is declared;
+// unknown keys, missing keys and wrong types are errors naming the key.
+#ifndef ZONEMESH_REPLICATOR_CONFIG_H_
+#define ZONEMESH_REPLICATOR_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "db/open.h"
+
+namespace zonemesh {
+
+// A configuration problem; what() names the file and the key.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+
+struct PeerConfig {
+  std::string id;   // the peer's node_id
+  std::string url;  // as written, e.g. "http://10.0.0.2:8301"
+  // Parsed from url:
+  std::string scheme;  // "http"
+  Endpoint endpoint;
+  std::string base_path;  // "" or "/prefix" (no trailing slash)
+};
+
+struct ConflictConfig {
+  // Strategy for every table without its own entry.
+  std::string strategy = "latest-wins";
+  // Per-table strategies: table name -> strategy name.
+  std::map<std::string, std::string> tables;
+};
+
+struct Config {
+  std::string file;  // the config file it was loaded from ("" if built in code)
+
+  // This node's id: [A-Za-z0-9][A-Za-z0-9._-]*, at most 63 characters. It is
+  // the origin of every local change and the tie-break of versions.
+  std::string node_id;
+
+  // Address the peer and status endpoints listen on, "host:port".
+  Endpoint listen;
+
+  db::DatabaseConfig database;
+
+  std::vector<PeerConfig> peers;
+
+  ConflictConfig conflict;
+
+  // Largest number of changes in one pushed batch. A commit round larger than
+  // this travels in several batches and is applied atomically when complete.
+  int batch_max_changes = 1000;
+
+  // Largest body of one pushed batch, in bytes (a round's changes are cut
+  // before this is exceeded; a single larger change still travels alone).
+  int64_t batch_max_bytes = 4 << 20;
+
+  // Largest request body the daemon accepts; larger requests get 413.
+  int64_t max_request_bytes = 32 << 20;
+
+  // How often the outbox is checked for new commits on databases that cannot
+  // signal them (MySQL); SQLite checks a change counter this often, and
+  // PostgreSQL is woken by NOTIFY and checks this often as a safety net.
+  int poll_interval_ms = 10;
+
+  // Back-off between failed pushes to a peer: doubles from min to max.
+  int retry_min_ms = 100;
+  int retry_max_ms = 5000;
+
+  // Deadline for connecting to a peer and for each request/response.
+  int request_timeout_ms = 10000;
+
+  // Acknowledged outbox rows older than this are deleted.
+  int64_t outbox_retention_seconds = 3600;
+
+  // trace, debug, info, warn, error.
+  std::string log_level = "info";
+};
+
+// Loads and validates `path`. Relative paths inside (database.path) are
+// resolved against the file's directory. Throws ConfigError.
+Config LoadConfig(const std::string& path);
+
+// Parses a config from JSON text; `base_dir` resolves relative paths and
+// `file` names the source in error messages. Throws ConfigError.
+Config ParseConfig(const std::string& json_text, const std::string& base_dir,
+                   const std::string& file);
+
+// True for a valid node id.
+bool IsValidNodeId(const std::string& id);
+
+// Parses "host:port" or "[v6]:port". Throws std::invalid_argument.
+Endpoint ParseEndpoint(const std::string& text);
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_CONFIG_H_

@@ -1,0 +1,83 @@
+// HTTP/1.1 on Boost.Beast: the server peers push to, and the keep-alive
+// client a peer link pushes with. Every read and write has a deadline, every
+// body a size limit; neither side decides anything (the Router does).
+#ifndef ZONEMESH_REPLICATOR_HTTP_H_
+#define ZONEMESH_REPLICATOR_HTTP_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "replicator/config.h"
+#include "replicator/router.h"
+
+namespace zonemesh {
+
+class HttpServer {
+ public:
+  struct Options {
+    Endpoint listen;
+    int64_t max_body_bytes = 32 << 20;
+    std::chrono::milliseconds timeout{10000};  // per request read and response write
+    int threads = 4;
+    int max_connections = 256;  // further connections are closed at once
+  };
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  HttpServer(Options options, Handler handler);
+  ~HttpServer();
+
+  // Binds and starts serving on background threads. Throws std::runtime_error
+  // naming the address when it cannot bind.
+  void Start();
+  // Stops accepting, closes connections, joins the threads. Idempotent.
+  void Stop();
+
+  // The bound port (useful with port 0).
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A network-level failure: connection refused, timeout, reset.
+class HttpError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One keep-alive connection to one server, used by one thread. A request on
+// a connection the server closed meanwhile is retried once on a new one
+// (every request zonemesh sends is idempotent).
+class HttpClient {
+ public:
+  HttpClient(Endpoint server, std::chrono::milliseconds timeout, int64_t max_response_bytes = 64 << 20);
+  ~HttpClient();
+
+  struct Response {
+    int status = 0;
+    std::string body;
+  };
+
+  // Throws HttpError on network failure or timeout.
+  Response Request(const std::string& method, const std::string& target, const std::string& body);
+
+  // Drops the connection (the next request reconnects).
+  void Close();
+
+  bool connected() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_HTTP_H_

@@ -1,0 +1,89 @@
+// The local outbox: what this node's writers changed, in commit order.
+//
+// Capture triggers insert outbox rows with an id assigned at insert time,
+// which is not commit order: a transaction can take ids 10..12 and commit
+// after another took 13 and committed. A reader that remembered "last id
+// read" would skip 10..12 forever. zonemesh never reads unstamped rows:
+// StampRound() gives every row that is committed (visible to a snapshot) and
+// not yet stamped the next commit sequence number (csn). Rows of a
+// transaction still open are invisible then and get a later csn once it
+// commits, so positions (csn, id) handed to peers only ever grow and no row
+// is skipped. A round holds whole transactions, because a transaction's rows
+// become visible together.
+//
+// An Outbox object is a set of queries on one connection; each thread makes
+// its own.
+#ifndef ZONEMESH_REPLICATOR_OUTBOX_H_
+#define ZONEMESH_REPLICATOR_OUTBOX_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/connection.h"
+#include "replicator/wire.h"
+
+namespace zonemesh {
+
+class Outbox {
+ public:
+  Outbox(db::Connection& conn, std::string node_id) : conn_(conn), node_id_(std::move(node_id)) {}
+
+  // Stamps every committed, unstamped row with the next csn, in one
+  // transaction reading one snapshot. Returns the number of rows stamped
+  // (0: nothing new, no write). Memory is bounded by a page of ids.
+  int64_t StampRound();
+
+  // True when committed rows wait for a stamp (a cheap index probe).
+  bool HasUnstamped();
+
+  // The changes after `after`: at most `max_changes` and about `max_bytes`,
+  // cut at a round boundary unless the first round alone is larger (then
+  // `round_complete` is false and the next batch continues it). origin,
+  // target and fingerprint are left for the caller. Empty when caught up.
+  Batch ReadBatch(const Position& after, int max_changes, int64_t max_bytes);
+
+  // Changes not yet acknowledged at `after`: stamped ones after it plus the
+  // committed, unstamped ones.
+  int64_t CountAfter(const Position& after);
+
+  // The hlc (commit-time microseconds) of the oldest change after `after`.
+  std::optional<int64_t> OldestHlcAfter(const Position& after);
+
+  // The last stamped position (zero when none).
+  Position LastPosition();
+
+  // Send cursors: the last position each peer acknowledged.
+  std::map<std::string, Position> LoadCursors();
+  void SaveCursor(const std::string& peer, const Position& pos);
+
+  // Deletes stamped rows at or before `acked_by_all` whose hlc is older than
+  // `older_than_hlc`, a page at a time. Returns rows deleted.
+  int64_t Purge(const Position& acked_by_all, int64_t older_than_hlc);
+
+  // The highest position purged so far: a peer acknowledged before it has
+  // lost history and needs a resync.
+  Position PurgedUpTo();
+
+  // Local rows whose payload could not be read as their column types (the
+  // value travels as NULL); reported once per row with the problem.
+  int64_t normalization_problems() const { return normalization_problems_; }
+
+ private:
+  Change ChangeFromRow(const db::Row& row);
+  std::string MetaGet(const std::string& name);
+  void MetaSet(const std::string& name, const std::string& value);
+
+  db::Connection& conn_;
+  std::string node_id_;
+  int64_t normalization_problems_ = 0;
+};
+
+// Parses "csn:id" (zm_meta values); zero for empty text.
+Position ParsePosition(const std::string& text);
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_OUTBOX_H_

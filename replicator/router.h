@@ -1,0 +1,81 @@
+// Turns an HTTP request into a response. No sockets here: the server calls
+// Handle() for each request and tests call it directly.
+//
+//   POST /v1/hello   a peer introduces itself; answers with what this node
+//                    holds of its stream (so the peer resumes from there)
+//   POST /v1/push    a batch of a peer's changes; answers with the position
+//                    now held (the acknowledgement)
+//   GET  /status     the node's status as JSON
+//   GET  /health     200 while the database answers, else 503
+#ifndef ZONEMESH_REPLICATOR_ROUTER_H_
+#define ZONEMESH_REPLICATOR_ROUTER_H_
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "replicator/applier.h"
+#include "replicator/status.h"
+#include "replicator/wire.h"
+
+namespace zonemesh {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query
+  std::string body;
+  std::string remote;  // peer address, for logs
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// A database failure while serving a request (503: try again later).
+class UnavailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Router {
+ public:
+  struct Options {
+    std::string node_id;
+    std::string fingerprint;         // peers must present the same
+    std::set<std::string> peer_ids;  // origins accepted
+  };
+  // The database work, done by the caller's applier (serialized there).
+  // Both may throw UnavailableError.
+  struct Backend {
+    std::function<ApplyResult(const Batch&)> apply;
+    std::function<Position(const std::string& origin)> acknowledged;
+  };
+
+  Router(Options options, Backend backend, StatusBoard& status)
+      : options_(std::move(options)), backend_(std::move(backend)), status_(status) {}
+
+  // Never throws: every failure becomes a response with a reason.
+  HttpResponse Handle(const HttpRequest& req) const;
+
+ private:
+  HttpResponse Push(const HttpRequest& req) const;
+  HttpResponse Hello(const HttpRequest& req) const;
+  // Checks the parts of a hello or push that identify the sender; returns a
+  // response to send back, or status 0 when the sender is acceptable.
+  HttpResponse CheckSender(const std::string& origin, const std::string& target,
+                           const std::string& fingerprint) const;
+
+  Options options_;
+  Backend backend_;
+  StatusBoard& status_;
+};
+
+HttpResponse JsonResponse(int status, const nlohmann::json& body);
+HttpResponse ErrorResponse(int status, const std::string& message);
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_ROUTER_H_

@@ -1,0 +1,101 @@
+// The daemon's shared state for operators: one object, its mutex beside the
+// fields it guards. Threads update it; /status and `zonemesh status` read a
+// JSON snapshot. Copies are made under the lock, nothing else is done there.
+#ifndef ZONEMESH_REPLICATOR_STATUS_H_
+#define ZONEMESH_REPLICATOR_STATUS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replicator/applier.h"
+#include "replicator/config.h"
+#include "replicator/wire.h"
+
+namespace zonemesh {
+
+// What this node knows about pushing to one peer.
+struct PeerState {
+  std::string id;
+  std::string url;
+  // The last exchange with the peer succeeded (false before the first one).
+  bool connected = false;
+  // "starting", "ok" (caught up or sending), "retrying" (last attempt
+  // failed), "refused" (the peer rejects us: incompatible specs/strategies,
+  // unknown origin), "needs-resync" (history it lacks was purged here).
+  std::string state = "starting";
+  int64_t queue_depth = 0;                  // changes it has not acknowledged
+  std::optional<int64_t> oldest_unacked_hlc;  // commit time (µs) of the oldest of them
+  Position acked;
+  std::optional<std::string> last_error;
+  int64_t last_error_at = 0;    // µs since the epoch, 0: never
+  int64_t last_success_at = 0;
+  int64_t batches_sent = 0;
+  int64_t changes_sent = 0;
+  int64_t bytes_sent = 0;
+  int64_t failures = 0;
+};
+
+// What this node applied from one origin.
+struct OriginState {
+  Position applied;
+  int64_t batches = 0;
+  int64_t changes = 0;
+  int64_t duplicates = 0;
+  int64_t conflicts = 0;
+  int64_t parked = 0;
+  int64_t failed = 0;
+  int64_t last_applied_at = 0;
+  int64_t last_change_hlc = 0;  // commit time of the newest change applied
+};
+
+class StatusBoard {
+ public:
+  StatusBoard(const Config& config, std::string database_target);
+
+  void SetDatabase(bool ok, const std::string& error);
+  bool DatabaseOk() const;
+
+  // Runs `fn` on the peer's state under the lock. Unknown ids are ignored.
+  void UpdatePeer(const std::string& id, const std::function<void(PeerState&)>& fn);
+  PeerState Peer(const std::string& id) const;
+
+  void RecordApply(const std::string& origin, const ApplyResult& result, int64_t newest_change_hlc);
+  void RecordRejected(const std::string& origin, const std::string& reason);
+
+  void SetOutbox(const Position& last, int64_t unstamped);
+  void SetTotals(int64_t conflicts, int64_t parked);
+
+  nlohmann::json ToJson() const;
+
+ private:
+  const std::string node_id_;
+  const std::string database_type_;
+  const std::string database_target_;
+  const int64_t started_at_;
+
+  mutable std::mutex mu_;
+  bool db_ok_ = false;
+  std::string db_error_;
+  std::vector<PeerState> peers_;
+  std::map<std::string, OriginState> origins_;
+  Position outbox_last_;
+  int64_t outbox_unstamped_ = 0;
+  int64_t conflicts_total_ = 0;
+  int64_t parked_total_ = 0;
+  int64_t rejected_requests_ = 0;
+  std::string last_rejection_;
+};
+
+int64_t NowMicros();
+// RFC 3339 UTC time of a µs timestamp ("" for 0).
+std::string FormatTime(int64_t micros);
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_STATUS_H_

@@ -1,0 +1,124 @@
+#include "replicator/table_sql.h"
+
+#include <stdexcept>
+
+namespace zonemesh {
+
+using schema::ColumnType;
+
+std::string TableSql::ColumnRead(const std::string& col, ColumnType type) const {
+  if (d_.dialect() == db::Dialect::kPostgres && type == ColumnType::kInet) {
+    return "host(" + col + ")";
+  }
+  if (d_.dialect() == db::Dialect::kMysql && type == ColumnType::kText) {
+    return "CONVERT(" + col + " USING utf8mb4)";
+  }
+  return col;
+}
+
+std::string TableSql::KeyMatch(const schema::RowImage& row, std::optional<int64_t> zone_id,
+                               db::Params* params) const {
+  std::string where;
+  auto add = [&](const std::string& cond) { where += (where.empty() ? "" : " AND ") + cond; };
+  if (spec_.is_child()) {
+    if (!zone_id) throw std::logic_error(spec_.name + ": zone id missing for key match");
+    add(spec_.parent_column + " = ?");
+    params->push_back(*zone_id);
+  }
+  bool singleton = schema::SingletonApplies(spec_, row);
+  for (const std::string& k : spec_.key) {
+    if (k == schema::kZoneField) continue;
+    if (singleton && k == spec_.singleton->column) continue;
+    const schema::Column* col = spec_.FindColumn(k);
+    const db::Value& v = row.values[spec_.ColumnIndex(k)];
+    if (v.IsNull()) {
+      add(k + " IS NULL");
+      continue;
+    }
+    if (d_.dialect() == db::Dialect::kMysql && col->type == ColumnType::kText) {
+      // Plain equality can use the index; the binary comparison makes it
+      // exact (MySQL's default collations ignore case and trailing spaces).
+      add("(" + k + " = ? AND " + d_.ExactEq(k, "?") + ")");
+      params->push_back(v);
+      params->push_back(v);
+      continue;
+    }
+    add(k + " = ?");
+    params->push_back(v);
+  }
+  return where;
+}
+
+Statement TableSql::Select(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
+  std::string cols;
+  for (size_t i = 0; i < spec_.columns.size(); ++i)
+    cols += (i ? ", " : "") + ColumnRead(spec_.columns[i].name, spec_.columns[i].type);
+  std::string where = KeyMatch(row, zone_id, &st.params);
+  st.sql = "SELECT " + cols + " FROM " + spec_.name + " WHERE " + where;
+  if (!spec_.id_column.empty()) st.sql += " ORDER BY " + spec_.id_column;
+  st.sql += " LIMIT 1";
+  return st;
+}
+
+Statement TableSql::Update(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
+  std::string sets;
+  for (size_t i = 0; i < spec_.columns.size(); ++i) {
+    sets += (i ? ", " : "") + spec_.columns[i].name + " = ?";
+    st.params.push_back(row.values[i]);
+  }
+  std::string where = KeyMatch(row, zone_id, &st.params);
+  st.sql = "UPDATE " + spec_.name + " SET " + sets + " WHERE " + where;
+  return st;
+}
+
+Statement TableSql::Insert(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
+  std::string cols, marks;
+  if (spec_.is_child()) {
+    cols = spec_.parent_column;
+    marks = "?";
+    st.params.push_back(*zone_id);
+  }
+  for (size_t i = 0; i < spec_.columns.size(); ++i) {
+    cols += (cols.empty() ? "" : ", ") + spec_.columns[i].name;
+    marks += marks.empty() ? "?" : ", ?";
+    st.params.push_back(row.values[i]);
+  }
+  st.sql = "INSERT INTO " + spec_.name + " (" + cols + ") VALUES (" + marks + ")";
+  return st;
+}
+
+Statement TableSql::Delete(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
+  std::string where = KeyMatch(row, zone_id, &st.params);
+  st.sql = "DELETE FROM " + spec_.name + " WHERE " + where;
+  return st;
+}
+
+std::string TableSql::SelectAll() const {
+  std::string cols;
+  for (const schema::Column& c : spec_.columns) cols += ", " + ColumnRead("t." + c.name, c.type);
+  if (spec_.is_child()) {
+    return "SELECT " + ColumnRead("d.name", ColumnType::kText) + cols + " FROM " + spec_.name +
+           " t LEFT JOIN domains d ON d.id = t." + spec_.parent_column;
+  }
+  return "SELECT NULL" + cols + " FROM " + spec_.name + " t";
+}
+
+db::Value TableSql::Normalize(const db::Value& v, ColumnType type) {
+  if (v.IsNull()) return v;
+  switch (type) {
+    case ColumnType::kBool:
+      return db::Value(v.AsBool());
+    case ColumnType::kInt:
+      return db::Value(v.AsInt());
+    case ColumnType::kText:
+    case ColumnType::kInet:
+      return db::Value(v.AsText());
+  }
+  return v;
+}
+
+}  // namespace zonemesh

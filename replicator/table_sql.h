@@ -1,0 +1,54 @@
+// Statements on the PowerDNS tables, built from a table spec for one
+// dialect: find, insert, update and delete a logical row by natural key, and
+// read whole tables for the canonical dump. Each statement's text depends
+// only on the spec and on which key values are NULL, so the drivers' prepared
+// statement caches stay small.
+#ifndef ZONEMESH_REPLICATOR_TABLE_SQL_H_
+#define ZONEMESH_REPLICATOR_TABLE_SQL_H_
+
+#include <optional>
+#include <string>
+
+#include "db/connection.h"
+#include "schema/key.h"
+#include "schema/spec.h"
+#include "schema/sql_dialect.h"
+
+namespace zonemesh {
+
+struct Statement {
+  std::string sql;
+  db::Params params;
+};
+
+class TableSql {
+ public:
+  TableSql(db::Dialect dialect, const schema::TableSpec& spec) : d_(dialect), spec_(spec) {}
+
+  // REQUIRES for children: zone_id is the local domains.id of row.zone.
+  Statement Select(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
+  Statement Update(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
+  Statement Insert(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
+  Statement Delete(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
+
+  // Every row of the table with its zone name, shipped columns in spec
+  // order: SELECT zone, col1, col2, ... (zone is NULL for non-children).
+  std::string SelectAll() const;
+
+  // Converts a fetched column to the spec's representation (booleans from
+  // 0/1 or t/f, integers from numeric text).
+  static db::Value Normalize(const db::Value& v, schema::ColumnType type);
+
+ private:
+  // WHERE clause matching the logical row; appends its parameters.
+  std::string KeyMatch(const schema::RowImage& row, std::optional<int64_t> zone_id,
+                       db::Params* params) const;
+  std::string ColumnRead(const std::string& col, schema::ColumnType type) const;
+
+  schema::SqlDialect d_;
+  const schema::TableSpec& spec_;
+};
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_TABLE_SQL_H_

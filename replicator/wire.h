@@ -1,0 +1,90 @@
+// What travels between nodes: changes, batches and positions, their JSON
+// encoding, and the validation every incoming batch passes before any of it
+// reaches the database. docs/protocol.md describes the format.
+#ifndef ZONEMESH_REPLICATOR_WIRE_H_
+#define ZONEMESH_REPLICATOR_WIRE_H_
+
+#include <compare>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/key.h"
+#include "schema/spec.h"
+#include "schema/version.h"
+
+namespace zonemesh {
+
+inline constexpr int kProtocolVersion = 1;
+
+// A place in one origin's change stream: commit round (csn) and outbox id.
+// Rounds are stamped in commit order, so positions only grow.
+struct Position {
+  int64_t csn = 0;
+  int64_t id = 0;
+  auto operator<=>(const Position&) const = default;
+  bool operator==(const Position&) const = default;
+  bool IsZero() const { return csn == 0 && id == 0; }
+  std::string ToString() const { return std::to_string(csn) + ":" + std::to_string(id); }
+};
+
+// One captured row change.
+struct Change {
+  Position pos;
+  const schema::TableSpec* spec = nullptr;
+  char op = 'U';  // 'U': the row exists with `row` (insert or update); 'D': deleted
+  std::string key;
+  schema::RowImage row;        // new image for 'U', last image for 'D'
+  schema::Version version;     // (hlc, origin node) of this change
+  schema::VersionVector vv;    // what the writer had seen, this change included
+  schema::Version epoch;       // the zone incarnation it belongs to
+};
+
+// A push from one node to another: changes strictly after `after`, in
+// stream order. `round_complete` is false when the last commit round
+// continues in the next batch.
+struct Batch {
+  std::string origin;
+  std::string target;
+  std::string fingerprint;
+  Position after;
+  std::vector<Change> changes;
+  bool round_complete = true;
+};
+
+// Malformed input from a peer; what() says what is wrong (HTTP 400).
+class WireError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Longest text value accepted in a row (PowerDNS's widest column is 65535).
+inline constexpr size_t kMaxValueBytes = 65535;
+
+nlohmann::json ChangeToJson(const Change& c);
+// Strict: every field present and typed, table and columns as the spec says,
+// key equal to the key computed from the row. Throws WireError.
+Change ChangeFromJson(const nlohmann::json& j);
+
+std::string EncodeBatch(const Batch& b);
+// Parses and validates a whole batch: version, ids, positions strictly
+// increasing and after `after`, every change written by `origin`. Throws
+// WireError naming the first problem (with the change's index).
+Batch DecodeBatch(std::string_view body);
+
+// Turns a capture trigger's JSON payload into a typed row image. Lenient
+// with representation (0/1, "t"/"f" for booleans, numeric text for integers,
+// as the databases produce them). A value that cannot be read as its
+// column's type becomes NULL and is reported through `problems`.
+schema::RowImage RowImageFromPayload(const schema::TableSpec& spec, const nlohmann::json& payload,
+                                     std::vector<std::string>* problems);
+
+// Row images as JSON objects keyed by column (conflict log, dumps).
+nlohmann::json RowImageToJson(const schema::TableSpec& spec, const schema::RowImage& row);
+
+}  // namespace zonemesh
+
+#endif  // ZONEMESH_REPLICATOR_WIRE_H_
