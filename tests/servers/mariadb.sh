@@ -14,6 +14,8 @@ PATH=$PATH:/usr/sbin:/usr/bin
 case "$cmd" in
   start)
     port=${3:?port}
+    # A server already answering on the port is reused.
+    if mariadb --no-defaults -h 127.0.0.1 -P "$port" -u root -e "SELECT 1" >/dev/null 2>&1; then exit 0; fi
     mkdir -p "$dir"
     if [ ! -d "$dir/data/mysql" ]; then
       mariadb-install-db --datadir="$dir/data" --user=root --auth-root-authentication-method=normal \

@@ -19,6 +19,9 @@ as_pg() {
 case "$cmd" in
   start)
     port=${3:?port}
+    # A server already answering on the port (a developer's, or an earlier
+    # run's) is reused.
+    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then exit 0; fi
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then

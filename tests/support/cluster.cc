@@ -1,0 +1,1 @@
+// Process-level test harness.
