@@ -19,6 +19,11 @@
 
 namespace zonemesh {
 
+namespace {
+// Held by the outbox thread's connection: one daemon per database.
+constexpr const char* kDaemonLock = "zonemesh-daemon";
+}  // namespace
+
 std::string MeshFingerprint(const conflict::Policy& policy) {
   return schema::Sha256Hex("zonemesh protocol " + std::to_string(kProtocolVersion) + "\n" +
                            schema::DescribeSpecs(schema::PowerDnsTables()) + policy.Describe())
@@ -106,17 +111,32 @@ struct Daemon::Impl {
     }
   }
 
+  // Opens the outbox connection and takes the daemon lock on it. Throws
+  // InstallError when another daemon holds the lock.
+  std::unique_ptr<db::Connection> OpenOutboxConnection() {
+    auto conn = Open();
+    // A daemon that just died may still hold the lock for a moment on the
+    // server side; a running one holds it for good.
+    bool locked = conn->TryAdvisoryLock(kDaemonLock);
+    for (int i = 0; i < 50 && !locked && !stopping; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      locked = conn->TryAdvisoryLock(kDaemonLock);
+    }
+    if (!locked) throw InstallError("another zonemesh daemon is running on " + conn->Describe());
+    conn->ListenForChanges();
+    return conn;
+  }
+
   // --- the outbox thread ---
-  void OutboxLoop() {
-    std::unique_ptr<db::Connection> conn;
+  void OutboxLoop(std::unique_ptr<db::Connection> conn) {
     std::unique_ptr<Outbox> outbox;
+    if (conn) outbox = std::make_unique<Outbox>(*conn, config.node_id);
     int64_t last_housekeeping = 0;
     int backoff_ms = config.retry_min_ms;
     while (!stopping) {
       try {
         if (!conn) {
-          conn = Open();
-          conn->ListenForChanges();
+          conn = OpenOutboxConnection();
           outbox = std::make_unique<Outbox>(*conn, config.node_id);
           status.SetDatabase(true, "");
           backoff_ms = config.retry_min_ms;
@@ -144,7 +164,10 @@ struct Daemon::Impl {
         backoff_ms = std::min(backoff_ms * 2, config.retry_max_ms);
       } catch (const std::exception& e) {
         spdlog::error("outbox: {}", e.what());
+        outbox.reset();
+        conn.reset();
         SleepUnlessStopping(backoff_ms);
+        backoff_ms = std::min(backoff_ms * 2, config.retry_max_ms);
       }
     }
   }
@@ -218,9 +241,11 @@ int Daemon::Run() {
 
   spdlog::info("zonemesh {} node {} starting, database {}", ZONEMESH_VERSION, cfg.node_id,
                m.Impl::Describe(cfg.database));
+  std::unique_ptr<db::Connection> outbox_conn;
   try {
     auto conn = m.Open();
     RequireInstalled(*conn, cfg.node_id);
+    outbox_conn = m.OpenOutboxConnection();
     m.status.SetDatabase(true, "");
   } catch (const InstallError& e) {
     spdlog::error("{}", e.what());
@@ -260,7 +285,7 @@ int Daemon::Run() {
     m.links.push_back(std::make_unique<PeerLink>(cfg, p, m.fingerprint, m.status, [&m] { return m.Open(); }));
   }
   for (auto& l : m.links) l->Start();
-  m.outbox_thread = std::thread([&m] { m.OutboxLoop(); });
+  m.outbox_thread = std::thread([&m, c = std::move(outbox_conn)]() mutable { m.OutboxLoop(std::move(c)); });
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -74,8 +74,9 @@ int64_t Outbox::StampRound() {
       while (n < rows.size()) n *= 2;
       db::Params params{csn};
       for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
-      conn_.Execute("UPDATE zm_outbox SET csn = ? WHERE csn IS NULL AND id IN (" + Marks(n) + ")",
-                    params);
+      // Primary-key lookups only: on InnoDB a scan of the csn index would
+      // wait for writers' uncommitted rows.
+      conn_.Execute("UPDATE zm_outbox SET csn = ? WHERE id IN (" + Marks(n) + ")", params);
       stamped += static_cast<int64_t>(rows.size());
       after = rows.back()[0].AsInt();
       if (rows.size() < static_cast<size_t>(kStampPage)) break;

@@ -236,22 +236,20 @@ std::vector<std::string> SqliteTriggers(const TableSpec& spec, const std::string
 
 // ------------------------------------------------------------ PostgreSQL --
 
+// The version bookkeeping is one upsert on zm_rowver: a new key starts at
+// (now, {node: now}); an existing one moves to max(now, clock + 1) with this
+// node's vector entry set. No locking read of a key that may not exist yet,
+// so concurrent writers of different rows never wait for each other.
 std::string PostgresSharedFunction() {
   SqlDialect d(Dialect::kPostgres);
   return R"SQL(CREATE OR REPLACE FUNCTION zm_record_change(p_tbl text, p_op text, p_key text,
     p_payload text, p_zone text, p_node text, p_kind integer) RETURNS void
 LANGUAGE plpgsql AS $zm$
 DECLARE
-  v_kid text := )SQL" +
-         d.KeyId("p_key") + R"SQL(;
   v_now bigint := )SQL" +
          d.NowMicros() + R"SQL(;
-  c_clock bigint; c_vv text; c_eh bigint; c_en text;
   v_hlc bigint; v_vv text; v_eh bigint := 0; v_en text := '';
 BEGIN
-  SELECT clock, vv, epoch_hlc, epoch_node INTO c_clock, c_vv, c_eh, c_en
-    FROM zm_rowver WHERE tbl = p_tbl AND kid = v_kid FOR UPDATE;
-  v_hlc := GREATEST(v_now, COALESCE(c_clock, 0) + 1);
   IF p_kind = 2 THEN
     -- The zone's incarnation; FOR SHARE orders us with an applier deleting it.
     SELECT epoch_hlc, epoch_node INTO v_eh, v_en FROM zm_rowver
@@ -260,16 +258,14 @@ BEGIN
     v_eh := COALESCE(v_eh, 0);
     v_en := COALESCE(v_en, '');
   ELSIF p_kind = 1 AND p_op = 'D' THEN
-    v_eh := v_hlc;
+    v_eh := v_now;  -- a zone delete starts a new incarnation
     v_en := p_node;
-  ELSIF p_kind = 1 THEN
-    v_eh := COALESCE(c_eh, 0);
-    v_en := COALESCE(c_en, '');
   END IF;
-  v_vv := jsonb_set(COALESCE(c_vv, '{}')::jsonb, ARRAY[p_node], to_jsonb(v_hlc))::text;
   INSERT INTO zm_rowver AS r (tbl, kid, rkey, hlc, node, clock, vv, deleted, zone, epoch_hlc,
                               epoch_node)
-    VALUES (p_tbl, v_kid, p_key, v_hlc, p_node, v_hlc, v_vv, CASE WHEN p_op = 'D' THEN 1 ELSE 0 END,
+    VALUES (p_tbl, )SQL" +
+         d.KeyId("p_key") + R"SQL(, p_key, v_now, p_node, v_now,
+            json_build_object(p_node, v_now)::text, CASE WHEN p_op = 'D' THEN 1 ELSE 0 END,
             p_zone, v_eh, v_en)
     ON CONFLICT (tbl, kid) DO UPDATE SET
       epoch_hlc = CASE WHEN p_kind = 1 AND p_op = 'D' THEN GREATEST(EXCLUDED.hlc, r.clock + 1)
@@ -348,6 +344,12 @@ std::vector<std::string> PostgresTriggers(const TableSpec& spec, const std::stri
 
 // ----------------------------------------------------------------- MySQL --
 
+// Same bookkeeping as PostgreSQL. Under InnoDB's REPEATABLE READ (the
+// default for PowerDNS's sessions) a locking read of a missing key takes a
+// gap lock that blocks other writers' inserts, so there is none: the row's
+// version is one INSERT ... ON DUPLICATE KEY UPDATE, and the zone's
+// incarnation is read without a lock. (MariaDB turns a procedure variable
+// inside JSON_OBJECT into a JSON string; "+ 0" keeps it a number.)
 std::string MysqlSharedProcedure() {
   SqlDialect d(Dialect::kMysql);
   return R"SQL(CREATE PROCEDURE zm_record_change(IN p_tbl VARCHAR(64), IN p_op CHAR(1),
@@ -359,34 +361,23 @@ BEGIN
   DECLARE v_now BIGINT DEFAULT )SQL" +
          d.NowMicros() + R"SQL(;
   DECLARE v_path VARCHAR(80) DEFAULT CONCAT('$."', p_node, '"');
-  DECLARE c_clock BIGINT DEFAULT NULL;
-  DECLARE c_vv LONGTEXT DEFAULT NULL;
-  DECLARE c_eh BIGINT DEFAULT NULL;
-  DECLARE c_en VARCHAR(64) DEFAULT NULL;
   DECLARE v_hlc BIGINT DEFAULT 0;
   DECLARE v_vv LONGTEXT DEFAULT NULL;
   DECLARE v_eh BIGINT DEFAULT 0;
   DECLARE v_en VARCHAR(64) DEFAULT '';
   DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
-  SELECT clock, vv, epoch_hlc, epoch_node INTO c_clock, c_vv, c_eh, c_en
-    FROM zm_rowver WHERE tbl = p_tbl AND kid = v_kid FOR UPDATE;
-  SET v_hlc = GREATEST(v_now, COALESCE(c_clock, 0) + 1);
   IF p_kind = 2 THEN
     SELECT epoch_hlc, epoch_node INTO v_eh, v_en FROM zm_rowver
       WHERE tbl = 'domains' AND kid = )SQL" +
-         d.KeyId(d.KeyComponent("p_zone")) + R"SQL( LOCK IN SHARE MODE;
+         d.KeyId(d.KeyComponent("p_zone")) + R"SQL(;
   ELSEIF p_kind = 1 AND p_op = 'D' THEN
-    SET v_eh = v_hlc;
+    SET v_eh = v_now;
     SET v_en = p_node;
-  ELSEIF p_kind = 1 THEN
-    SET v_eh = COALESCE(c_eh, 0);
-    SET v_en = COALESCE(c_en, '');
   END IF;
-  SET v_vv = JSON_SET(COALESCE(c_vv, '{}'), v_path, v_hlc);
   INSERT INTO zm_rowver (tbl, kid, rkey, hlc, node, clock, vv, deleted, zone, epoch_hlc,
                          epoch_node)
-    VALUES (p_tbl, v_kid, p_key, v_hlc, p_node, v_hlc, v_vv, IF(p_op = 'D', 1, 0), p_zone,
-            v_eh, v_en)
+    VALUES (p_tbl, v_kid, p_key, v_now, p_node, v_now, JSON_OBJECT(p_node, v_now + 0),
+            IF(p_op = 'D', 1, 0), p_zone, v_eh, v_en)
     ON DUPLICATE KEY UPDATE
       epoch_hlc = IF(p_kind = 1 AND p_op = 'D', GREATEST(VALUES(hlc), clock + 1),
                      IF(p_kind = 1, epoch_hlc, VALUES(epoch_hlc))),

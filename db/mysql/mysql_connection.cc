@@ -164,6 +164,14 @@ class MysqlConnection final : public Connection {
 
   int64_t LastInsertId() override { return last_insert_id_; }
 
+  // GET_LOCK names are server-wide: qualify with the database. Held until the
+  // session ends.
+  bool TryAdvisoryLock(const std::string& name) override {
+    auto rows = Query("SELECT GET_LOCK(LEFT(CONCAT(COALESCE(DATABASE(), ''), '.', ?), 64), 0)",
+                      {name});
+    return !rows.empty() && !rows[0][0].IsNull() && rows[0][0].AsInt() == 1;
+  }
+
  private:
   static std::string Abbrev(const std::string& sql) {
     return sql.size() > 200 ? sql.substr(0, 200) + "..." : sql;

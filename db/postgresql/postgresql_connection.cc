@@ -365,6 +365,11 @@ class PostgresConnection final : public Connection {
 
   int64_t LastInsertId() override { return Query("SELECT lastval()", {})[0][0].AsInt(); }
 
+  // Session-level advisory locks are per database and end with the session.
+  bool TryAdvisoryLock(const std::string& name) override {
+    return Query("SELECT pg_try_advisory_lock(hashtext(?))", {name})[0][0].AsBool();
+  }
+
  private:
   struct Prepared {
     std::string name;

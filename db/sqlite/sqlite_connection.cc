@@ -1,7 +1,12 @@
 #include "db/sqlite/sqlite_connection.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
@@ -35,6 +40,7 @@ class SqliteConnection final : public Connection {
   ~SqliteConnection() override {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
+    for (int fd : lock_fds_) ::close(fd);
   }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
@@ -108,6 +114,23 @@ class SqliteConnection final : public Connection {
   }
 
   int64_t LastInsertId() override { return sqlite3_last_insert_rowid(db_); }
+
+  // An flock on "<database>.<name>.lock" beside the database file, released
+  // when the connection (or the process) goes away.
+  bool TryAdvisoryLock(const std::string& name) override {
+    std::string path = path_ + "." + name + ".lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      throw Error(Error::Kind::kOther, Describe() + ": cannot open lock file " + path + ": " +
+                                           std::strerror(errno));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return false;
+    }
+    lock_fds_.push_back(fd);
+    return true;
+  }
 
  private:
   static std::string Abbrev(const std::string& sql) {
@@ -200,6 +223,7 @@ class SqliteConnection final : public Connection {
   std::string path_;
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
   int64_t last_data_version_ = 0;
+  std::vector<int> lock_fds_;
 };
 
 }  // namespace

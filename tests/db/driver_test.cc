@@ -266,6 +266,21 @@ TEST_P(DriverTest, DescribeHidesPasswords) {
   }
 }
 
+TEST_P(DriverTest, AdvisoryLockIsExclusiveUntilTheConnectionCloses) {
+  auto other = db::Open(cfg_);
+  EXPECT_TRUE(conn_->TryAdvisoryLock("daemon"));
+  EXPECT_FALSE(other->TryAdvisoryLock("daemon"));
+  EXPECT_TRUE(other->TryAdvisoryLock("another-name"));
+  conn_.reset();
+  // The server frees a closed session's locks asynchronously: wait for it.
+  bool taken = false;
+  for (int i = 0; i < 100 && !taken; ++i) {
+    taken = other->TryAdvisoryLock("daemon");
+    if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(taken);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDatabases, DriverTest, ::testing::ValuesIn(testing::AllDialects()),
                          [](const auto& info) { return testing::DialectParamName(info.param); });
 
