@@ -154,7 +154,7 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
            {"row", local_image ? RowImageToJson(*c.spec, *local_image) : json(nullptr)},
            {"vv", json::parse(local->vv.ToJson())},
            {"epoch", local->epoch.ToString()}};
-    local_json = l.dump();
+    local_json = JsonText(l);
   }
   conn_.Execute(
       "INSERT INTO zm_conflict (created_at, origin, tbl, rkey, local_hlc, local_node, "
@@ -163,7 +163,7 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
       {NowMicros(), c.version.node, c.spec->name, c.key,
        local && local->known ? db::Value(local->version.hlc) : db::Value(),
        local && local->known ? db::Value(local->version.node) : db::Value(), local_json,
-       c.version.hlc, c.version.node, remote.dump(), strategy, decision, reason});
+       c.version.hlc, c.version.node, JsonText(remote), strategy, decision, reason});
   ctx.result->conflicts++;
   spdlog::info("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node,
                decision, reason);
@@ -253,7 +253,7 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
 void Applier::Park(Context& ctx, const Change& c) {
   conn_.Execute(
       "INSERT INTO zm_parked (origin, zone, tbl, rkey, body, parked_at) VALUES (?, ?, ?, ?, ?, ?)",
-      {c.version.node, *c.row.zone, c.spec->name, c.key, ChangeToJson(c).dump(), NowMicros()});
+      {c.version.node, *c.row.zone, c.spec->name, c.key, JsonText(ChangeToJson(c)), NowMicros()});
   ctx.result->parked++;
   spdlog::debug("parked {} [{}]: zone {} incarnation {} not here yet", c.spec->name, c.key,
                 *c.row.zone, c.epoch.ToString());
@@ -469,7 +469,7 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
       for (size_t k = i; k < j; ++k) {
         conn_.Execute("INSERT INTO zm_stage (origin, csn, id, body) VALUES (?, ?, ?, ?)",
                       {batch.origin, changes[k].pos.csn, changes[k].pos.id,
-                       ChangeToJson(changes[k]).dump()});
+                       JsonText(ChangeToJson(changes[k]))});
       }
       staged = changes[j - 1].pos;
       result.staged += static_cast<int64_t>(j - i);

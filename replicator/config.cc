@@ -1,5 +1,6 @@
 #include "replicator/config.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -32,6 +33,7 @@ Endpoint ParseEndpoint(const std::string& text) {
     if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
       throw std::invalid_argument("expected [address]:port");
     ep.host = text.substr(1, close - 1);
+    if (ep.host.empty()) throw std::invalid_argument("expected [address]:port");
     port = text.substr(close + 2);
   } else {
     size_t colon = text.rfind(':');
@@ -213,6 +215,9 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
   } catch (const std::invalid_argument& e) {
     s.Fail("listen", std::string(e.what()) + ", got \"" + listen + "\"");
   }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(c.listen.host, ec);
+  if (ec) s.Fail("listen", "must be an IP address and port (e.g. 127.0.0.1:8301), got \"" + listen + "\"");
 
   c.database = ParseDatabase(s, base_dir);
 
@@ -255,6 +260,11 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
 }
 
 Config LoadConfig(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw ConfigError("config " + path + ": cannot be read (" +
+                      (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file") + ")");
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError("config " + path + ": cannot be read");
   std::stringstream ss;

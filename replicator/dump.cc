@@ -24,7 +24,7 @@ std::vector<std::string> CanonicalDump(db::Connection& conn) {
         row.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
       }
       json line{{"t", spec.name}, {"k", schema::EncodeKey(spec, row)}, {"row", RowImageToJson(spec, row)}};
-      lines.push_back(line.dump());
+      lines.push_back(JsonText(line));
     }
     std::sort(lines.begin(), lines.end());
     lines.erase(std::unique(lines.begin(), lines.end()), lines.end());

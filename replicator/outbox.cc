@@ -99,7 +99,16 @@ Change Outbox::ChangeFromRow(const db::Row& row) {
   if (!c.spec) throw std::runtime_error("outbox row " + row[0].AsText() + " names unknown table " + table);
   c.op = row[3].AsText().empty() ? 'U' : row[3].AsText()[0];
   std::vector<std::string> problems;
-  json payload = json::parse(row[5].AsText(), nullptr, false);
+  std::string text = row[5].AsText();
+  json payload = json::parse(text, nullptr, false);
+  if (payload.is_discarded() && SanitizeUtf8(&text)) {
+    // SQLite stores and json_object() passes on bytes that are not UTF-8.
+    problems.push_back("invalid UTF-8 replaced by U+FFFD");
+    payload = json::parse(text, nullptr, false);
+  }
+  if (payload.is_discarded()) {
+    throw std::runtime_error("outbox row " + row[0].AsText() + " (" + table + ") has a payload that is not JSON");
+  }
   c.row = RowImageFromPayload(*c.spec, payload, &problems);
   c.version = {row[6].AsInt(), node_id_};
   c.vv = schema::VersionVector::FromJson(row[7].AsText());

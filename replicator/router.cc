@@ -7,7 +7,9 @@ namespace zonemesh {
 using nlohmann::json;
 
 HttpResponse JsonResponse(int status, const json& body) {
-  return HttpResponse{status, "application/json", body.dump() + "\n"};
+  // Reasons can quote a peer's bytes; invalid UTF-8 becomes U+FFFD rather
+  // than an exception.
+  return HttpResponse{status, "application/json", JsonText(body) + "\n"};
 }
 
 HttpResponse ErrorResponse(int status, const std::string& message) {

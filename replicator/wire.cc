@@ -20,6 +20,12 @@ json VersionToJson(const schema::Version& v) { return json::array({v.hlc, v.node
 
 [[noreturn]] void Bad(const std::string& what) { throw WireError(what); }
 
+// True for a JSON integer that fits int64 (large unsigned ones do not).
+bool IsInt64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
+  return v.is_number_integer();
+}
+
 const json& Field(const json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end()) Bad(std::string("missing field \"") + name + "\"");
@@ -28,7 +34,7 @@ const json& Field(const json& j, const char* name) {
 
 int64_t IntField(const json& j, const char* name, int64_t min) {
   const json& v = Field(j, name);
-  if (!v.is_number_integer()) Bad(std::string("field \"") + name + "\" must be an integer");
+  if (!IsInt64(v)) Bad(std::string("field \"") + name + "\" must be a 64-bit integer");
   int64_t x = v.get<int64_t>();
   if (x < min) Bad(std::string("field \"") + name + "\" is out of range");
   return x;
@@ -41,7 +47,7 @@ std::string StringField(const json& j, const char* name) {
 }
 
 Position PositionFrom(const json& v, const char* name) {
-  if (!v.is_array() || v.size() != 2 || !v[0].is_number_integer() || !v[1].is_number_integer())
+  if (!v.is_array() || v.size() != 2 || !IsInt64(v[0]) || !IsInt64(v[1]))
     Bad(std::string("field \"") + name + "\" must be [csn, id]");
   Position p{v[0].get<int64_t>(), v[1].get<int64_t>()};
   if (p.csn < 0 || p.id < 0) Bad(std::string("field \"") + name + "\" is out of range");
@@ -49,7 +55,7 @@ Position PositionFrom(const json& v, const char* name) {
 }
 
 schema::Version VersionFrom(const json& v, const char* name) {
-  if (!v.is_array() || v.size() != 2 || !v[0].is_number_integer() || !v[1].is_string())
+  if (!v.is_array() || v.size() != 2 || !IsInt64(v[0]) || !v[1].is_string())
     Bad(std::string("field \"") + name + "\" must be [hlc, node]");
   schema::Version out{v[0].get<int64_t>(), v[1].get<std::string>()};
   if (out.hlc < 0) Bad(std::string("field \"") + name + "\" has a negative clock");
@@ -68,7 +74,7 @@ db::Value StrictValue(const json& v, const schema::Column& c) {
         Bad("column " + c.name + " is longer than " + std::to_string(kMaxValueBytes) + " bytes");
       return db::Value(v.get<std::string>());
     case ColumnType::kInt:
-      if (!v.is_number_integer()) Bad("column " + c.name + " must be an integer or null");
+      if (!IsInt64(v)) Bad("column " + c.name + " must be a 64-bit integer or null");
       return db::Value(v.get<int64_t>());
     case ColumnType::kBool:
       if (!v.is_boolean()) Bad("column " + c.name + " must be a boolean or null");
@@ -94,7 +100,11 @@ db::Value LenientValue(const json& v, const schema::Column& c, std::vector<std::
       return fail();
     case ColumnType::kInt:
       if (v.is_number_integer()) return db::Value(v.get<int64_t>());
-      if (v.is_number_float()) return db::Value(static_cast<int64_t>(v.get<double>()));
+      if (v.is_number_float()) {
+        double d = v.get<double>();
+        if (d != static_cast<double>(static_cast<int64_t>(d))) return fail();
+        return db::Value(static_cast<int64_t>(d));
+      }
       if (v.is_boolean()) return db::Value(int64_t{v.get<bool>() ? 1 : 0});
       if (v.is_string()) {
         try {
@@ -172,8 +182,7 @@ Change ChangeFromJson(const json& j) {
   const json& vv = Field(j, "vv");
   if (!vv.is_object() || vv.size() > 1000) Bad("field \"vv\" must be an object of node: hlc");
   for (auto it = vv.begin(); it != vv.end(); ++it) {
-    if (!IsValidNodeId(it.key()) || !it.value().is_number_integer() ||
-        it.value().get<int64_t>() < 0)
+    if (!IsValidNodeId(it.key()) || !IsInt64(it.value()) || it.value().get<int64_t>() < 0)
       Bad("field \"vv\" must be an object of node: hlc");
     c.vv.Set(it.key(), it.value().get<int64_t>());
   }
@@ -199,7 +208,7 @@ std::string EncodeBatch(const Batch& b) {
          {"after", json::array({b.after.csn, b.after.id})},
          {"complete", b.round_complete},
          {"changes", std::move(changes)}};
-  return j.dump();
+  return JsonText(j);
 }
 
 Batch DecodeBatch(std::string_view body) {
@@ -267,6 +276,40 @@ json RowImageToJson(const schema::TableSpec& spec, const schema::RowImage& row) 
     j[spec.columns[i].name] = ValueToJson(row.values[i]);
   }
   return j;
+}
+
+std::string JsonText(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+bool SanitizeUtf8(std::string* text) {
+  std::string out;
+  out.reserve(text->size());
+  bool replaced = false;
+  const auto* p = reinterpret_cast<const unsigned char*>(text->data());
+  const size_t n = text->size();
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
+    if (ok && len > 1) {
+      // Reject overlong forms, surrogates and code points past U+10FFFF.
+      uint32_t cp = c & (0xff >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (p[i + k] & 0x3f);
+      static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (ok) {
+      out.append(text->data() + i, len);
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      replaced = true;
+      ++i;
+    }
+  }
+  if (replaced) *text = std::move(out);
+  return replaced;
 }
 
 }  // namespace zonemesh

@@ -61,8 +61,11 @@ class WireError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Longest text value accepted in a row (PowerDNS's widest column is 65535).
-inline constexpr size_t kMaxValueBytes = 65535;
+// Longest text value accepted in a row. PowerDNS's widest columns hold
+// 64,000 to 65,535 bytes, but SQLite does not enforce declared lengths, so a
+// longer value can exist on a node; it travels, and a database that cannot
+// hold it refuses that one change (recorded), not the whole stream.
+inline constexpr size_t kMaxValueBytes = 1 << 20;
 
 nlohmann::json ChangeToJson(const Change& c);
 // Strict: every field present and typed, table and columns as the spec says,
@@ -81,6 +84,14 @@ Batch DecodeBatch(std::string_view body);
 // column's type becomes NULL and is reported through `problems`.
 schema::RowImage RowImageFromPayload(const schema::TableSpec& spec, const nlohmann::json& payload,
                                      std::vector<std::string>* problems);
+
+// Serializes JSON without ever throwing: invalid UTF-8 from local data
+// becomes U+FFFD.
+std::string JsonText(const nlohmann::json& j);
+
+// Replaces each invalid UTF-8 sequence of `text` with U+FFFD. Returns true
+// when something was replaced.
+bool SanitizeUtf8(std::string* text);
 
 // Row images as JSON objects keyed by column (conflict log, dumps).
 nlohmann::json RowImageToJson(const schema::TableSpec& spec, const schema::RowImage& row);

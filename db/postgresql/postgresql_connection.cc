@@ -1,5 +1,7 @@
 #include "db/postgresql/postgresql_connection.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -281,6 +283,12 @@ class PostgresConnection final : public Connection {
       pqxx::nontransaction tx(conn_);
       tx.exec(sql);
     });
+    // A successful ROLLBACK TO SAVEPOINT undoes the failed statement: the
+    // transaction is usable again (a failure before the savepoint would have
+    // made this statement fail too).
+    if (tx_failed_ && sql.size() >= 11 && strncasecmp(sql.c_str(), "ROLLBACK TO", 11) == 0) {
+      tx_failed_ = false;
+    }
   }
 
   int64_t Execute(const std::string& sql, const Params& params) override {

@@ -1,1 +1,498 @@
-// Filled in below.
+// The request router (replicator/router.h) without sockets, over a real
+// backend: a SQLite database with zonemesh installed and a real Applier.
+// Node "ns2" receives pushes and hellos from its configured peer "ns1".
+// Every refused request must leave the database exactly as it was.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "conflict/strategy.h"
+#include "db/connection.h"
+#include "db/open.h"
+#include "replicator/applier.h"
+#include "replicator/config.h"
+#include "replicator/dump.h"
+#include "replicator/installer.h"
+#include "replicator/router.h"
+#include "replicator/status.h"
+#include "replicator/wire.h"
+#include "schema/key.h"
+#include "schema/spec.h"
+#include "tests/support/test_db.h"
+
+namespace zonemesh {
+namespace {
+
+using db::Value;
+using nlohmann::json;
+using schema::RowImage;
+using schema::TableSpec;
+
+constexpr int64_t kT0 = 1700000000000000;  // µs
+
+const TableSpec& Spec(const std::string& table) { return *schema::FindTable(table); }
+
+// A change as node `origin` would push it for the zone's first incarnation.
+Change MakeChange(Position pos, const std::string& table, RowImage row, int64_t hlc,
+                  const std::string& origin = "ns1") {
+  Change c;
+  c.pos = pos;
+  c.spec = &Spec(table);
+  c.op = 'U';
+  c.row = std::move(row);
+  c.key = schema::EncodeKey(*c.spec, c.row);
+  c.version = {hlc, origin};
+  c.vv.Set(origin, hlc);
+  c.epoch = {0, ""};
+  return c;
+}
+
+Change ZoneUpsert(Position pos, const std::string& zone, int64_t hlc,
+                  const std::string& origin = "ns1") {
+  RowImage row;
+  row.values = {Value(zone), Value(), Value("NATIVE"), Value(), Value(), Value()};
+  return MakeChange(pos, "domains", std::move(row), hlc, origin);
+}
+
+Change RecordUpsert(Position pos, const std::string& zone, const std::string& name,
+                    const std::string& type, const std::string& content, int64_t hlc,
+                    const std::string& origin = "ns1") {
+  RowImage row;
+  row.zone = zone;
+  // name, type, content, ttl, prio, disabled, ordername, auth
+  row.values = {Value(name), Value(type), Value(content), Value(int64_t{3600}),
+                Value(int64_t{0}), Value(false), Value(), Value(true)};
+  return MakeChange(pos, "records", std::move(row), hlc, origin);
+}
+
+Batch MakeBatch(Position after, std::vector<Change> changes, const std::string& origin = "ns1",
+                const std::string& target = "ns2", const std::string& fingerprint = "F") {
+  Batch b;
+  b.origin = origin;
+  b.target = target;
+  b.fingerprint = fingerprint;
+  b.after = after;
+  b.changes = std::move(changes);
+  b.round_complete = true;
+  return b;
+}
+
+// Round 1 of ns1's stream: a zone with its SOA and one A record.
+Batch FirstBatch() {
+  return MakeBatch({0, 0}, {ZoneUpsert({1, 1}, "example.com", kT0 + 1),
+                            RecordUpsert({1, 2}, "example.com", "example.com", "SOA",
+                                         "ns1.example.com. h.example.com. 1 10800 3600 604800 3600",
+                                         kT0 + 2),
+                            RecordUpsert({1, 3}, "example.com", "www.example.com", "A",
+                                         "192.0.2.1", kT0 + 3)});
+}
+
+// Round 2: one more record.
+Batch SecondBatch() {
+  return MakeBatch({1, 3}, {RecordUpsert({2, 4}, "example.com", "mail.example.com", "A",
+                                         "192.0.2.25", kT0 + 4)});
+}
+
+json ValidHelloFor(const std::string& origin) {
+  return {{"v", kProtocolVersion}, {"origin", origin}, {"target", "ns2"}, {"fingerprint", "F"}};
+}
+
+std::string DbName() {
+  std::string out = "router_";
+  for (char c : std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+  }
+  return out;
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = testing::FreshDatabase(db::Dialect::kSqlite, DbName());
+    conn_ = db::Open(db_);
+    Install(*conn_, "ns2", /*create_schema=*/true);
+    conn_->SetApplying(true);
+    applier_ = std::make_unique<Applier>(*conn_, policy_, "ns2");
+
+    json cfg = {{"node_id", "ns2"},
+                {"listen", "127.0.0.1:8302"},
+                {"database", {{"type", "sqlite"}, {"path", db_.path}}},
+                {"peers", json::array({{{"id", "ns1"}, {"url", "http://127.0.0.1:8301"}}})}};
+    config_ = ParseConfig(cfg.dump(), testing::ScratchDir(), "router_test.json");
+    board_ = std::make_unique<StatusBoard>(config_, conn_->Describe());
+    board_->SetDatabase(true, "");
+
+    Router::Backend backend;
+    backend.apply = [this](const Batch& b) { return applier_->Apply(b); };
+    backend.acknowledged = [this](const std::string& o) { return applier_->Acknowledged(o); };
+    router_ = std::make_unique<Router>(Router::Options{"ns2", "F", {"ns1"}}, std::move(backend),
+                                       *board_);
+  }
+
+  HttpResponse Request(const std::string& method, const std::string& target,
+                       const std::string& body = "") {
+    return router_->Handle(HttpRequest{method, target, body, "127.0.0.1:40000"});
+  }
+  HttpResponse Push(const std::string& body) { return Request("POST", "/v1/push", body); }
+  HttpResponse Push(const Batch& b) { return Push(EncodeBatch(b)); }
+  HttpResponse Hello(const json& body) { return Request("POST", "/v1/hello", body.dump()); }
+
+  static json Body(const HttpResponse& r) {
+    json j = json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << "response body is not JSON: " << r.body;
+    return j;
+  }
+
+  std::vector<std::string> Dump() { return CanonicalDump(*conn_); }
+
+  int64_t Count(const std::string& sql) { return conn_->Query(sql)[0][0].AsInt(); }
+
+  // Asserts a refused request: status, an "error" reason, nothing changed.
+  void ExpectRefused(const HttpResponse& r, int status, const std::vector<std::string>& before,
+                     Position ack_before) {
+    EXPECT_EQ(r.status, status) << r.body;
+    json body = Body(r);
+    ASSERT_TRUE(body.is_object());
+    ASSERT_TRUE(body.contains("error")) << r.body;
+    EXPECT_TRUE(body["error"].is_string());
+    EXPECT_FALSE(body["error"].get<std::string>().empty());
+    EXPECT_EQ(Dump(), before);
+    EXPECT_EQ(applier_->Acknowledged("ns1"), ack_before);
+  }
+
+  db::DatabaseConfig db_;
+  std::unique_ptr<db::Connection> conn_;
+  conflict::Policy policy_{"latest-wins", {}};
+  std::unique_ptr<Applier> applier_;
+  Config config_;
+  std::unique_ptr<StatusBoard> board_;
+  std::unique_ptr<Router> router_;
+};
+
+// ------------------------------------------------------------------- push --
+
+TEST_F(RouterTest, ValidPushIsAppliedAndAcknowledged) {
+  HttpResponse r = Push(FirstBatch());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  json body = Body(r);
+  EXPECT_EQ(body["ack"], json::array({1, 3}));
+  EXPECT_EQ(body["applied"], 3);
+  EXPECT_EQ(body["duplicates"], 0);
+  EXPECT_EQ(body["node_id"], "ns2");
+
+  auto zones = conn_->Query("SELECT id, name, type FROM domains");
+  ASSERT_EQ(zones.size(), 1u);
+  EXPECT_EQ(zones[0][1].AsText(), "example.com");
+  EXPECT_EQ(zones[0][2].AsText(), "NATIVE");
+  auto records = conn_->Query(
+      "SELECT domain_id, name, type, content, ttl FROM records ORDER BY name");
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0][0].AsInt(), zones[0][0].AsInt()) << "mapped to the local zone id";
+  EXPECT_EQ(records[0][1].AsText(), "example.com");
+  EXPECT_EQ(records[0][2].AsText(), "SOA");
+  EXPECT_EQ(records[1][1].AsText(), "www.example.com");
+  EXPECT_EQ(records[1][3].AsText(), "192.0.2.1");
+  EXPECT_EQ(records[1][4].AsInt(), 3600);
+
+  EXPECT_EQ(applier_->Acknowledged("ns1"), (Position{1, 3}));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM zm_outbox"), 0) << "applied changes were captured again";
+  EXPECT_TRUE(SanityProblems(*conn_).empty());
+}
+
+TEST_F(RouterTest, PushIsRecordedInStatus) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  json status = Body(Request("GET", "/status"));
+  ASSERT_TRUE(status["origins"].is_array());
+  ASSERT_EQ(status["origins"].size(), 1u);
+  EXPECT_EQ(status["origins"][0]["id"], "ns1");
+  EXPECT_EQ(status["origins"][0]["applied"], "1:3");
+  EXPECT_EQ(status["origins"][0]["changes_applied"], 3);
+}
+
+TEST_F(RouterTest, SecondRoundContinuesTheStream) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  HttpResponse r = Push(SecondBatch());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["ack"], json::array({2, 4}));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 3);
+}
+
+TEST_F(RouterTest, RepeatedPushIsAcknowledgedButNotAppliedTwice) {
+  const std::string body = EncodeBatch(FirstBatch());
+  HttpResponse first = Push(body);
+  ASSERT_EQ(first.status, 200) << first.body;
+  const std::vector<std::string> after_first = Dump();
+  const int64_t rowvers = Count("SELECT COUNT(*) FROM zm_rowver");
+
+  HttpResponse again = Push(body);
+  ASSERT_EQ(again.status, 200) << again.body;
+  json b = Body(again);
+  EXPECT_EQ(b["ack"], Body(first)["ack"]);
+  EXPECT_EQ(b["duplicates"], 3);
+  EXPECT_EQ(b["applied"], 0);
+  EXPECT_EQ(Dump(), after_first);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM zm_rowver"), rowvers);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM zm_conflict"), 0);
+
+  json status = Body(Request("GET", "/status"));
+  EXPECT_EQ(status["origins"][0]["duplicates_skipped"], 3);
+}
+
+TEST_F(RouterTest, OverlappingPushAppliesOnlyWhatIsNew) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  Batch both = FirstBatch();
+  for (Change& c : SecondBatch().changes) both.changes.push_back(c);
+  HttpResponse r = Push(both);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json b = Body(r);
+  EXPECT_EQ(b["duplicates"], 3);
+  EXPECT_EQ(b["applied"], 1);
+  EXPECT_EQ(b["ack"], json::array({2, 4}));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 3);
+}
+
+TEST_F(RouterTest, RoundSplitAcrossBatchesIsAppliedOnlyWhenComplete) {
+  Batch all = FirstBatch();
+  Batch head = MakeBatch({0, 0}, {all.changes[0], all.changes[1]});
+  head.round_complete = false;
+  HttpResponse r = Push(head);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["ack"], json::array({1, 2})) << "staged changes are acknowledged";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM domains"), 0) << "half a round reached the tables";
+  EXPECT_EQ(Body(Hello(ValidHelloFor("ns1")))["ack"], json::array({1, 2}));
+
+  HttpResponse tail = Push(MakeBatch({1, 2}, {all.changes[2]}));
+  ASSERT_EQ(tail.status, 200) << tail.body;
+  EXPECT_EQ(Body(tail)["ack"], json::array({1, 3}));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM domains"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM zm_stage"), 0);
+}
+
+TEST_F(RouterTest, MalformedPushIsRejectedAndChangesNothing) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  const std::vector<std::string> before = Dump();
+  ASSERT_FALSE(before.empty());
+  const std::string valid = EncodeBatch(SecondBatch());
+
+  json tampered = json::parse(valid);
+  tampered["changes"][0]["k"] = "example.com|mail.example.com|A|192.0.2.99";
+  json bad_type = json::parse(valid);
+  bad_type["changes"][0]["v"][3] = "3600";
+
+  const std::vector<std::string> bodies = {"",
+                                           "not json",
+                                           "[]",
+                                           "{}",
+                                           valid.substr(0, valid.size() / 2),
+                                           tampered.dump(),
+                                           bad_type.dump()};
+  for (const std::string& body : bodies) {
+    SCOPED_TRACE(body.substr(0, 80));
+    ExpectRefused(Push(body), 400, before, {1, 3});
+  }
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 2);
+  // The same batch, well-formed, still applies afterwards.
+  EXPECT_EQ(Push(valid).status, 200);
+}
+
+TEST_F(RouterTest, TruncatedPushSaysWhyItWasRejected) {
+  const std::string valid = EncodeBatch(FirstBatch());
+  HttpResponse r = Push(valid.substr(0, valid.size() / 2));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(Body(r)["error"].get<std::string>().find("not valid JSON"), std::string::npos)
+      << r.body;
+  EXPECT_TRUE(Dump().empty());
+}
+
+// The parse error quotes the bytes it read; invalid UTF-8 in the reason must
+// still give 400 with the reason, not a 500 from the JSON serializer.
+TEST_F(RouterTest, MalformedPushWithInvalidUtf8IsA400NotA500) {
+  HttpResponse r = Push("{\"v\": \xff\xfe}");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_TRUE(Dump().empty());
+}
+
+// The same reason is kept as last_rejection: one bad request from anyone
+// must not break /status afterwards.
+TEST_F(RouterTest, StatusStillWorksAfterAPushWithInvalidUtf8) {
+  Push("{\"v\": \xff\xfe}");
+  HttpResponse r = Request("GET", "/status");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST_F(RouterTest, PushFromAnUnknownOriginIsForbidden) {
+  Batch b = MakeBatch({0, 0},
+                      {ZoneUpsert({1, 1}, "evil.example", kT0 + 1, "ns3"),
+                       RecordUpsert({1, 2}, "evil.example", "evil.example", "A", "192.0.2.66",
+                                    kT0 + 2, "ns3")},
+                      "ns3");
+  HttpResponse r = Push(b);
+  ExpectRefused(r, 403, {}, {0, 0});
+  EXPECT_EQ(applier_->Acknowledged("ns3"), (Position{0, 0}));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM domains"), 0);
+  EXPECT_EQ(Body(Request("GET", "/status"))["rejected_requests"], 1);
+}
+
+TEST_F(RouterTest, PushForAnotherNodeIsMisdirected) {
+  Batch b = FirstBatch();
+  b.target = "ns3";
+  ExpectRefused(Push(b), 421, {}, {0, 0});
+}
+
+TEST_F(RouterTest, PushWithAnotherFingerprintIsIncompatible) {
+  Batch b = FirstBatch();
+  b.fingerprint = "G";
+  HttpResponse r = Push(b);
+  ExpectRefused(r, 409, {}, {0, 0});
+  json body = Body(r);
+  EXPECT_NE(body["error"].get<std::string>().find("incompatible"), std::string::npos) << r.body;
+  EXPECT_FALSE(body.contains("ack")) << "an incompatible peer must not look like a gap";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM domains"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM zm_applied"), 0);
+}
+
+TEST_F(RouterTest, PushStartingBeyondWhatThisNodeHoldsIsAGap) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  const std::vector<std::string> before = Dump();
+  // Round 2 was lost; round 3 arrives.
+  Batch b = MakeBatch({2, 4}, {RecordUpsert({3, 5}, "example.com", "late.example.com", "A",
+                                            "192.0.2.77", kT0 + 5)});
+  HttpResponse r = Push(b);
+  ExpectRefused(r, 409, before, {1, 3});
+  json body = Body(r);
+  EXPECT_EQ(body["ack"], json::array({1, 3}));
+  EXPECT_NE(body["error"].get<std::string>().find("gap"), std::string::npos) << r.body;
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records WHERE name = 'late.example.com'"), 0);
+}
+
+TEST_F(RouterTest, GapOnAFreshNodeAnswersTheZeroPosition) {
+  Batch b = SecondBatch();  // after [1, 3], but nothing is held
+  HttpResponse r = Push(b);
+  ExpectRefused(r, 409, {}, {0, 0});
+  EXPECT_EQ(Body(r)["ack"], json::array({0, 0}));
+}
+
+// ------------------------------------------------------------------ hello --
+
+json ValidHello() { return ValidHelloFor("ns1"); }
+
+TEST_F(RouterTest, HelloAnswersThePositionHeldForThatOrigin) {
+  HttpResponse fresh = Hello(ValidHello());
+  ASSERT_EQ(fresh.status, 200) << fresh.body;
+  EXPECT_EQ(Body(fresh)["ack"], json::array({0, 0}));
+  EXPECT_EQ(Body(fresh)["node_id"], "ns2");
+
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  HttpResponse later = Hello(ValidHello());
+  ASSERT_EQ(later.status, 200) << later.body;
+  EXPECT_EQ(Body(later)["ack"], json::array({1, 3}));
+}
+
+TEST_F(RouterTest, MalformedHelloIsRejected) {
+  std::vector<std::string> bodies = {"", "hello", "[]", "{}"};
+  for (const char* field : {"v", "origin", "target", "fingerprint"}) {
+    json j = ValidHello();
+    j.erase(field);
+    bodies.push_back(j.dump());
+    j = ValidHello();
+    j[field] = json::array();
+    bodies.push_back(j.dump());
+  }
+  json old = ValidHello();
+  old["v"] = kProtocolVersion + 1;
+  bodies.push_back(old.dump());
+  for (const std::string& body : bodies) {
+    SCOPED_TRACE(body);
+    HttpResponse r = Request("POST", "/v1/hello", body);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_TRUE(Body(r).contains("error")) << r.body;
+  }
+}
+
+TEST_F(RouterTest, HelloChecksTheSenderLikeAPush) {
+  json j = ValidHello();
+  j["origin"] = "ns3";
+  EXPECT_EQ(Hello(j).status, 403);
+  j = ValidHello();
+  j["target"] = "ns1";
+  EXPECT_EQ(Hello(j).status, 421);
+  j = ValidHello();
+  j["fingerprint"] = "G";
+  HttpResponse r = Hello(j);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(Body(r)["error"].get<std::string>().find("incompatible"), std::string::npos);
+}
+
+// ------------------------------------------------------- status and health --
+
+TEST_F(RouterTest, StatusIsJsonWithNodeAndPeers) {
+  HttpResponse r = Request("GET", "/status");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  json body = Body(r);
+  EXPECT_EQ(body["node_id"], "ns2");
+  ASSERT_TRUE(body["peers"].is_array());
+  ASSERT_EQ(body["peers"].size(), 1u);
+  EXPECT_EQ(body["peers"][0]["id"], "ns1");
+  EXPECT_EQ(body["peers"][0]["url"], "http://127.0.0.1:8301");
+  EXPECT_EQ(body["database"]["type"], "sqlite");
+}
+
+TEST_F(RouterTest, StatusIgnoresTheQueryString) {
+  EXPECT_EQ(Request("GET", "/status?pretty=1").status, 200);
+}
+
+TEST_F(RouterTest, HealthFollowsTheDatabaseState) {
+  HttpResponse ok = Request("GET", "/health");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(Body(ok)["ok"], true);
+  board_->SetDatabase(false, "database is locked");
+  HttpResponse down = Request("GET", "/health");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(Body(down)["ok"], false);
+}
+
+// ----------------------------------------------------------------- routing --
+
+TEST_F(RouterTest, UnknownPathIsNotFound) {
+  for (const char* path : {"/", "/v1/pushes", "/v2/push", "/statusx", "/v1"}) {
+    HttpResponse r = Request("GET", path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_TRUE(Body(r).contains("error")) << path;
+  }
+  EXPECT_EQ(Request("POST", "/v1/pull", EncodeBatch(FirstBatch())).status, 404);
+  EXPECT_TRUE(Dump().empty());
+}
+
+// The 404 message echoes the path; non-UTF-8 bytes in it must not turn the
+// answer into a 500.
+TEST_F(RouterTest, UnknownNonUtf8PathIsA404NotA500) {
+  HttpResponse r = Request("GET", "/\xff\xfe");
+  EXPECT_EQ(r.status, 404) << r.body;
+}
+
+TEST_F(RouterTest, WrongMethodIsNotAllowed) {
+  struct Case {
+    const char* method;
+    const char* path;
+  };
+  for (const Case& c : {Case{"GET", "/v1/push"}, Case{"PUT", "/v1/push"},
+                        Case{"GET", "/v1/hello"}, Case{"POST", "/status"},
+                        Case{"DELETE", "/health"}}) {
+    HttpResponse r = Request(c.method, c.path, EncodeBatch(FirstBatch()));
+    EXPECT_EQ(r.status, 405) << c.method << " " << c.path;
+    EXPECT_TRUE(Body(r).contains("error"));
+  }
+  EXPECT_TRUE(Dump().empty()) << "a push sent with the wrong method was applied";
+}
+
+}  // namespace
+}  // namespace zonemesh
