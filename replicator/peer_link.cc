@@ -119,7 +119,10 @@ void PeerLink::Hello() {
   introduced_ = true;
   backoff_ms_ = 0;
   status_.UpdatePeer(peer_.id, [&](PeerState& p) {
+    if (p.last_error) spdlog::info("peer {}: connected again", peer_.id);
     p.connected = true;
+    p.last_error.reset();
+    if (p.state != "ok") p.state = "ok";
     p.last_success_at = NowMicros();
     p.acked = cursor_;
   });

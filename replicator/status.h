@@ -32,8 +32,9 @@ struct PeerState {
   int64_t queue_depth = 0;                  // changes it has not acknowledged
   std::optional<int64_t> oldest_unacked_hlc;  // commit time (µs) of the oldest of them
   Position acked;
+  // The error of the failing exchange; cleared by the next success.
   std::optional<std::string> last_error;
-  int64_t last_error_at = 0;    // µs since the epoch, 0: never
+  int64_t last_error_at = 0;    // µs since the epoch of the latest failure, 0: never
   int64_t last_success_at = 0;
   int64_t batches_sent = 0;
   int64_t changes_sent = 0;
