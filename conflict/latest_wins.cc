@@ -10,11 +10,13 @@ class LatestWins final : public Strategy {
   std::string Name() const override { return "latest-wins"; }
   Decision Resolve(const ConflictInput& in) const override {
     if (in.remote.version > in.local.version) {
-      return {Resolution::kTakeRemote, "remote version " + in.remote.version.ToString() +
-                                           " is newer than local " + in.local.version.ToString()};
+      return {Resolution::kTakeRemote, std::nullopt,
+              "remote version " + in.remote.version.ToString() + " is newer than local " +
+                  in.local.version.ToString()};
     }
-    return {Resolution::kKeepLocal, "local version " + in.local.version.ToString() +
-                                        " is newer than remote " + in.remote.version.ToString()};
+    return {Resolution::kKeepLocal, std::nullopt,
+            "local version " + in.local.version.ToString() + " is newer than remote " +
+                in.remote.version.ToString()};
   }
 };
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "schema/key.h"
 #include "schema/spec.h"
@@ -47,11 +48,13 @@ struct ConflictInput {
 enum class Resolution {
   kKeepLocal,   // the local state stays
   kTakeRemote,  // the incoming state replaces it
+  kMerge,       // the row exists with `merged` (same key) values
   kPark,        // keep local and leave the incoming change for an operator
 };
 
 struct Decision {
   Resolution resolution = Resolution::kKeepLocal;
+  std::optional<schema::RowImage> merged;  // for kMerge
   std::string reason;  // one short sentence for the conflict log
 };
 
@@ -63,20 +66,48 @@ class Strategy {
   virtual Decision Resolve(const ConflictInput& in) const = 0;
 };
 
-// Registry of built-in strategies.
+// Parameters of the strategies that take some.
+struct StrategyOptions {
+  // "priority": node ids, highest priority first.
+  std::vector<std::string> priority;
+  // "custom": path of the plug-in shared library (zonemesh_plugin.h).
+  std::string plugin_path;
+};
+
+// Registry of built-in strategies: latest-wins, priority, soa-serial,
+// manual, custom.
 bool IsKnownStrategy(const std::string& name);
 std::string KnownStrategyNames();  // "latest-wins, ..." for error messages
-// Throws std::invalid_argument for an unknown name.
-std::unique_ptr<Strategy> MakeStrategy(const std::string& name);
+// Throws std::invalid_argument for an unknown name or missing parameters,
+// std::runtime_error when a plug-in cannot be loaded.
+std::unique_ptr<Strategy> MakeStrategy(const std::string& name, const StrategyOptions& options);
 
+// Latest-wins: the higher version (hlc, then node id) wins.
 std::unique_ptr<Strategy> MakeLatestWins();
+// The state written by the node earlier in `order` wins; latest-wins among
+// nodes of equal rank (nodes not listed rank last).
+std::unique_ptr<Strategy> MakePriority(std::vector<std::string> order);
+// SOA records: the higher serial under RFC 1982 arithmetic wins, so a zone
+// never goes backwards for its secondaries; latest-wins for every other row
+// and when serials are equal or incomparable.
+std::unique_ptr<Strategy> MakeSoaSerial();
+// Keeps the local row and parks the incoming change in the conflict log
+// until an operator decides (`zonemesh conflicts resolve`).
+std::unique_ptr<Strategy> MakeManual();
+// A user plug-in (conflict/zonemesh_plugin.h). Throws std::runtime_error
+// naming the file and the problem when it cannot be loaded.
+std::unique_ptr<Strategy> MakePlugin(const std::string& path);
+
+// RFC 1982 serial number comparison: true when a is greater than b.
+bool SerialGreater(uint32_t a, uint32_t b);
 
 // The strategy of each table: a default plus per-table overrides.
 class Policy {
  public:
-  // Throws std::invalid_argument for unknown strategy names.
+  // Throws as MakeStrategy does.
   Policy(const std::string& default_strategy,
-         const std::map<std::string, std::string>& per_table);
+         const std::map<std::string, std::string>& per_table,
+         const StrategyOptions& options = {});
 
   // The strategy deciding conflicts on `table`.
   const Strategy& For(const std::string& table) const;

@@ -177,8 +177,9 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
   Order order = local.known ? local.vv.Compare(c.vv) : Order::kBefore;
   if (order == Order::kEqual || order == Order::kAfter) return;  // seen it already
 
-  bool take = true;
-  bool concurrent = order == Order::kConcurrent;
+  conflict::Resolution resolution = conflict::Resolution::kTakeRemote;
+  std::optional<schema::RowImage> merged;
+  const bool concurrent = order == Order::kConcurrent;
   if (concurrent) {
     const conflict::Strategy& strategy = policy_.For(c.spec->name);
     std::optional<schema::RowImage> local_image;
@@ -187,11 +188,30 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
                          local.version, local.vv};
     conflict::RowState r{c.op == 'U', &c.row, c.version, c.vv};
     conflict::Decision d = strategy.Resolve({*c.spec, c.key, l, r});
-    take = d.resolution == conflict::Resolution::kTakeRemote;
-    std::string decision = take ? "take-remote"
-                           : d.resolution == conflict::Resolution::kPark ? "parked"
-                                                                          : "keep-local";
+    resolution = d.resolution;
+    merged = std::move(d.merged);
+    const char* decision = "keep-local";
+    switch (resolution) {
+      case conflict::Resolution::kTakeRemote:
+        decision = "take-remote";
+        break;
+      case conflict::Resolution::kMerge:
+        decision = "merge";
+        break;
+      case conflict::Resolution::kPark:
+        decision = "parked";
+        break;
+      case conflict::Resolution::kKeepLocal:
+        break;
+    }
     RecordConflict(ctx, c, &local, local_image, strategy.Name(), decision, d.reason);
+  } else if (local.known) {
+    // This change has seen the local state: a conflict parked on this row
+    // earlier is settled by it (it was resolved on some node).
+    conn_.Execute(
+        "UPDATE zm_conflict SET resolved_at = ?, resolution = ? WHERE tbl = ? AND rkey = ? AND "
+        "decision = 'parked' AND resolved_at IS NULL",
+        {NowMicros(), "superseded by " + c.version.ToString(), c.spec->name, c.key});
   }
 
   RowVer next = local;
@@ -199,16 +219,30 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
   next.vv = concurrent ? local.vv.Join(c.vv) : c.vv;
   if (c.spec->is_child()) next.zone = c.row.zone;
   if (c.spec->is_zone_table) next.zone = c.row.values[c.spec->ColumnIndex("name")].AsText();
-  if (take) {
-    if (c.op == 'U') {
-      WriteRow(*c.spec, c.row, zone_id);
-    } else {
-      DeleteRow(*c.spec, c.row, zone_id);
-    }
-    next.known = true;
-    next.version = c.version;
-    next.deleted = c.op == 'D';
-    if (c.spec->is_child()) next.epoch = c.epoch;
+  switch (resolution) {
+    case conflict::Resolution::kTakeRemote:
+      if (c.op == 'U') {
+        WriteRow(*c.spec, c.row, zone_id);
+      } else {
+        DeleteRow(*c.spec, c.row, zone_id);
+      }
+      next.known = true;
+      next.version = c.version;
+      next.deleted = c.op == 'D';
+      if (c.spec->is_child()) next.epoch = c.epoch;
+      break;
+    case conflict::Resolution::kMerge:
+      // Every node merges the same two states into the same row, under the
+      // greater of the two versions.
+      WriteRow(*c.spec, *merged, zone_id);
+      next.known = true;
+      next.version = std::max(local.version, c.version);
+      next.deleted = false;
+      if (c.spec->is_child()) next.epoch = c.epoch;
+      break;
+    case conflict::Resolution::kKeepLocal:
+    case conflict::Resolution::kPark:
+      break;
   }
   WriteRowVer(c.spec->name, c.key, next);
 }

@@ -11,12 +11,14 @@
 
 #include "db/open.h"
 #include "replicator/config.h"
+#include "replicator/conflicts.h"
 #include "replicator/daemon.h"
 #include "replicator/dump.h"
 #include "replicator/http.h"
 #include "replicator/installer.h"
 #include "replicator/outbox.h"
 #include "replicator/status.h"
+#include "replicator/wire.h"
 
 namespace zonemesh {
 
@@ -34,6 +36,7 @@ Commands:
   run         run the replication daemon in the foreground
   status      show this node's replication status
   dump        print the canonical dump of the replicated data
+  conflicts   list conflicts; resolve the ones parked for an operator
   version     print the version
 
 Run `zonemesh <command> --help` for a command's options.
@@ -93,6 +96,21 @@ their dumps (or checksums) are equal.
                     one SOA, duplicate zones, rows without a zone); exit 1
                     when there are any
 )"},
+    {"conflicts", R"(Usage: zonemesh conflicts --config FILE [--pending] [--json] [--limit N]
+       zonemesh conflicts resolve ID --take local|remote --config FILE
+
+Lists the conflicts this node recorded, newest first: table, natural key,
+both row images with their versions, the strategy, its decision (take-remote,
+keep-local, merge, parked, dropped, failed), the reason and when it happened.
+
+  --pending         only changes parked by the "manual" strategy, unresolved
+  --json            print JSON
+  --limit N         at most N conflicts (default 100)
+
+`resolve ID --take local|remote` settles a parked conflict: the local row as
+it is now, or the parked incoming change, becomes a new change of this node
+that has seen both sides, so it wins on every node.
+)"},
     {"version", "Usage: zonemesh version\n\nPrints the version.\n"},
 };
 
@@ -105,10 +123,13 @@ struct Args {
   std::string command;
   std::string config;
   std::set<std::string> flags;
+  std::map<std::string, std::string> options;  // --limit N, --take X
+  std::vector<std::string> positional;
 };
 
-Args ParseArgs(const std::vector<std::string>& args,
-               const std::set<std::string>& allowed_flags) {
+// Parses `command [positional...] [--config F] [flags] [--opt value]`.
+Args ParseArgs(const std::vector<std::string>& args, const std::set<std::string>& allowed_flags,
+               const std::set<std::string>& allowed_options = {}) {
   Args a;
   a.command = args[0];
   for (size_t i = 1; i < args.size(); ++i) {
@@ -120,8 +141,13 @@ Args ParseArgs(const std::vector<std::string>& args,
       a.config = s.substr(9);
     } else if (allowed_flags.count(s)) {
       a.flags.insert(s);
-    } else {
+    } else if (allowed_options.count(s)) {
+      if (i + 1 >= args.size()) throw UsageError(s + " needs a value");
+      a.options[s] = args[++i];
+    } else if (s.rfind("-", 0) == 0) {
       throw UsageError("unknown option " + s + " for `zonemesh " + a.command + "`");
+    } else {
+      a.positional.push_back(s);
     }
   }
   if (a.config.empty()) throw UsageError("`zonemesh " + a.command + "` needs --config FILE");
@@ -274,6 +300,72 @@ int Dump(const Args& a) {
   return kExitOk;
 }
 
+int Conflicts(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  if (!a.positional.empty() && a.positional[0] == "resolve") {
+    if (a.positional.size() != 2) throw UsageError("conflicts resolve takes one conflict ID");
+    int64_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoll(a.positional[1], &used);
+      if (used != a.positional[1].size()) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw UsageError("conflict ID must be a number, not \"" + a.positional[1] + "\"");
+    }
+    auto take = a.options.find("--take");
+    if (take == a.options.end() || (take->second != "local" && take->second != "remote"))
+      throw UsageError("conflicts resolve needs --take local or --take remote");
+    auto conn = db::Open(cfg.database);
+    RequireInstalled(*conn, cfg.node_id);
+    try {
+      ResolveConflict(*conn, cfg.node_id, id, take->second == "remote");
+    } catch (const ResolveError& e) {
+      std::cerr << "zonemesh conflicts: " << e.what() << "\n";
+      return kExitFailure;
+    }
+    std::cout << "conflict " << id << " resolved: took " << take->second
+              << "; the decision replicates to every node\n";
+    return kExitOk;
+  }
+  if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional[0] + "\"");
+  if (a.options.count("--take")) throw UsageError("--take goes with `conflicts resolve ID`");
+  int limit = 100;
+  if (a.options.count("--limit")) {
+    try {
+      limit = std::stoi(a.options.at("--limit"));
+    } catch (const std::exception&) {
+      limit = -1;
+    }
+    if (limit < 1) throw UsageError("--limit needs a positive number");
+  }
+  auto conn = db::Open(cfg.database);
+  RequireInstalled(*conn, cfg.node_id);
+  auto list = ListConflicts(*conn, a.flags.count("--pending") > 0, limit);
+  if (a.flags.count("--json")) {
+    json out = json::array();
+    for (const auto& c : list) out.push_back(c.ToJson());
+    std::cout << JsonText(out) << "\n";
+    return kExitOk;
+  }
+  if (list.empty()) {
+    std::cout << (a.flags.count("--pending") ? "no conflicts wait for an operator\n" : "no conflicts recorded\n");
+    return kExitOk;
+  }
+  for (const auto& c : list) {
+    std::cout << "#" << c.id << "  " << FormatTime(c.created_at) << "  " << c.table << " [" << c.key
+              << "]\n    from " << c.origin << ", " << c.strategy << ": " << c.decision;
+    if (c.resolved_at) std::cout << " (resolved: " << c.resolution << ")";
+    std::cout << "\n    " << c.reason << "\n";
+    if (c.local_image.is_object())
+      std::cout << "    local  " << (c.local_hlc ? std::to_string(*c.local_hlc) + "@" + *c.local_node : "-")
+                << "  " << JsonText(c.local_image.value("row", json(nullptr))) << "\n";
+    std::cout << "    remote " << c.remote_hlc << "@" << c.remote_node << "  "
+              << c.remote_image.value("op", std::string("?")) << " "
+              << JsonText(c.remote_image.value("row", json(nullptr))) << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args) {
@@ -298,11 +390,17 @@ int RunCli(const std::vector<std::string>& args) {
     }
   }
   try {
-    if (cmd == "install") return Install(ParseArgs(args, {"--create-schema", "--print-sql"}));
-    if (cmd == "uninstall") return Uninstall(ParseArgs(args, {"--print-sql"}));
-    if (cmd == "run") return Run(ParseArgs(args, {}));
-    if (cmd == "status") return Status(ParseArgs(args, {"--json"}));
-    if (cmd == "dump") return Dump(ParseArgs(args, {"--checksum", "--check"}));
+    auto parse = [&](const std::set<std::string>& flags) {
+      Args a = ParseArgs(args, flags);
+      if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional[0] + "\"");
+      return a;
+    };
+    if (cmd == "install") return Install(parse({"--create-schema", "--print-sql"}));
+    if (cmd == "uninstall") return Uninstall(parse({"--print-sql"}));
+    if (cmd == "run") return Run(parse({}));
+    if (cmd == "status") return Status(parse({"--json"}));
+    if (cmd == "dump") return Dump(parse({"--checksum", "--check"}));
+    if (cmd == "conflicts") return Conflicts(ParseArgs(args, {"--pending", "--json"}, {"--limit", "--take"}));
   } catch (const UsageError& e) {
     std::cerr << "zonemesh: " << e.what() << "\n\n" << help->second;
     return kExitUsage;

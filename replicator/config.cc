@@ -164,7 +164,7 @@ PeerConfig ParsePeer(const json& j, size_t index, const std::string& file) {
   return p;
 }
 
-ConflictConfig ParseConflict(Section& top) {
+ConflictConfig ParseConflict(Section& top, const std::string& base_dir) {
   ConflictConfig c;
   if (!top.Has("conflict")) return c;
   Section s(top.Get("conflict"), "conflict", top.file());
@@ -184,6 +184,37 @@ ConflictConfig ParseConflict(Section& top) {
         s.Fail(key, "names an unknown strategy \"" + name + "\" (known: " +
                         conflict::KnownStrategyNames() + ")");
       c.tables[it.key()] = name;
+    }
+  }
+  std::set<std::string> used = {c.strategy};
+  for (const auto& [table, name] : c.tables) used.insert(name);
+
+  if (s.Has("priority")) {
+    const json& p = s.Get("priority");
+    if (!p.is_array() || p.empty()) s.Fail("conflict.priority", "must be a non-empty array of node ids");
+    std::set<std::string> seen;
+    for (size_t i = 0; i < p.size(); ++i) {
+      std::string key = "conflict.priority[" + std::to_string(i) + "]";
+      if (!p[i].is_string() || !IsValidNodeId(p[i].get<std::string>())) s.Fail(key, "must be a node id");
+      if (!seen.insert(p[i].get<std::string>()).second) s.Fail(key, "repeats a node id");
+      c.priority.push_back(p[i].get<std::string>());
+    }
+  }
+  if (used.count("priority") && c.priority.empty())
+    s.Fail("conflict.priority", "is missing: the \"priority\" strategy needs the node order");
+
+  if (s.Has("plugin")) {
+    std::filesystem::path p(s.String("plugin", true));
+    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+    c.plugin = p.lexically_normal().string();
+  }
+  if (used.count("custom")) {
+    if (c.plugin.empty())
+      s.Fail("conflict.plugin", "is missing: the \"custom\" strategy needs a plug-in library");
+    try {
+      conflict::MakePlugin(c.plugin);
+    } catch (const std::exception& e) {
+      s.Fail("conflict.plugin", std::string("cannot be used: ") + e.what());
     }
   }
   s.RejectUnknown();
@@ -235,7 +266,7 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     }
   }
 
-  c.conflict = ParseConflict(s);
+  c.conflict = ParseConflict(s, base_dir);
 
   c.batch_max_changes = static_cast<int>(s.Int("batch_max_changes", c.batch_max_changes, 1, 100000));
   c.batch_max_bytes = s.Int("batch_max_bytes", c.batch_max_bytes, 4096, int64_t{1} << 30);

@@ -36,10 +36,16 @@ struct PeerConfig {
 };
 
 struct ConflictConfig {
-  // Strategy for every table without its own entry.
+  // Strategy for every table without its own entry: latest-wins, priority,
+  // soa-serial, manual or custom.
   std::string strategy = "latest-wins";
   // Per-table strategies: table name -> strategy name.
   std::map<std::string, std::string> tables;
+  // "priority": node ids, highest priority first (required when used).
+  std::vector<std::string> priority;
+  // "custom": the plug-in shared library (required when used; relative to
+  // the config file).
+  std::string plugin;
 };
 
 struct Config {

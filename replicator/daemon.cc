@@ -33,7 +33,8 @@ std::string MeshFingerprint(const conflict::Policy& policy) {
 struct Daemon::Impl {
   explicit Impl(Config c)
       : config(std::move(c)),
-        policy(config.conflict.strategy, config.conflict.tables),
+        policy(config.conflict.strategy, config.conflict.tables,
+               conflict::StrategyOptions{config.conflict.priority, config.conflict.plugin}),
         fingerprint(MeshFingerprint(policy)),
         status(config, Describe(config.database)) {}
 

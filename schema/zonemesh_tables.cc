@@ -65,7 +65,7 @@ std::vector<std::string> ZonemeshTableDdl(db::Dialect dialect) {
                 " NULL, local_image " + text + " NULL, remote_hlc BIGINT NOT NULL, remote_node " +
                 id + " NOT NULL, remote_image " + text + " NULL, strategy " + id +
                 " NOT NULL, decision " + id + " NOT NULL, reason " + text +
-                " NOT NULL, resolved_at BIGINT NULL)" + opts);
+                " NOT NULL, resolved_at BIGINT NULL, resolution " + text + " NULL)" + opts);
   return out;
 }
 

@@ -12,7 +12,8 @@
 //                for a commit round larger than one batch)
 //   zm_stage     changes of an incomplete round, applied when it completes
 //   zm_parked    changes waiting for their zone incarnation to arrive
-//   zm_conflict  every conflict: both images, versions, decision, reason
+//   zm_conflict  every conflict: both images, versions, decision, reason,
+//                and for parked ones how and when they were resolved
 #ifndef ZONEMESH_SCHEMA_ZONEMESH_TABLES_H_
 #define ZONEMESH_SCHEMA_ZONEMESH_TABLES_H_
 

@@ -13,6 +13,7 @@
 #include "replicator/dump.h"
 #include "replicator/installer.h"
 #include "replicator/outbox.h"
+#include "tests/support/inproc_mesh.h"
 #include "tests/support/pdns_writes.h"
 #include "tests/support/test_db.h"
 
@@ -23,85 +24,8 @@ using db::Dialect;
 using db::Value;
 using testing::PdnsWriter;
 
-struct Node {
-  std::string id;
-  db::DatabaseConfig cfg;
-  std::unique_ptr<db::Connection> conn;
-  std::unique_ptr<db::Connection> apply_conn;
-  std::unique_ptr<conflict::Policy> policy;
-  std::unique_ptr<Applier> applier;
-  std::unique_ptr<PdnsWriter> w;
-  std::map<std::string, Position> sent;  // what each peer acknowledged
-
-  int64_t Count(const std::string& sql, const db::Params& p = {}) {
-    return conn->Query(sql, p)[0][0].AsInt();
-  }
-};
-
-class Mesh {
- public:
-  Node& Add(Dialect d, const std::string& id) {
-    auto n = std::make_unique<Node>();
-    n->id = id;
-    n->cfg = testing::FreshDatabase(d, "zm_apply_" + id);
-    n->conn = db::Open(n->cfg);
-    Install(*n->conn, id, /*create_schema=*/true);
-    n->apply_conn = db::Open(n->cfg);
-    n->apply_conn->SetApplying(true);
-    n->policy = std::make_unique<conflict::Policy>("latest-wins", std::map<std::string, std::string>{});
-    n->applier = std::make_unique<Applier>(*n->apply_conn, *n->policy, id);
-    n->w = std::make_unique<PdnsWriter>(*n->conn);
-    nodes_.push_back(std::move(n));
-    return *nodes_.back();
-  }
-
-  // Ships everything `from` committed that `to` has not acknowledged.
-  ApplyResult Sync(Node& from, Node& to, int max_changes = 1000) {
-    Outbox box(*from.conn, from.id);
-    box.StampRound();
-    ApplyResult total;
-    for (;;) {
-      Batch b = box.ReadBatch(from.sent[to.id], max_changes, 4 << 20);
-      if (b.changes.empty()) break;
-      b.origin = from.id;
-      b.target = to.id;
-      ApplyResult r = to.applier->Apply(b);
-      EXPECT_EQ(r.status, ApplyResult::Status::kApplied);
-      from.sent[to.id] = r.ack;
-      total.applied += r.applied;
-      total.duplicates += r.duplicates;
-      total.staged += r.staged;
-      total.conflicts += r.conflicts;
-      total.parked += r.parked;
-      total.failed += r.failed;
-      total.ack = r.ack;
-    }
-    return total;
-  }
-
-  void SyncAll() {
-    for (int round = 0; round < 3; ++round) {
-      for (auto& a : nodes_)
-        for (auto& b : nodes_)
-          if (a != b) Sync(*a, *b);
-    }
-  }
-
-  void ExpectConverged() {
-    auto first = CanonicalDump(*nodes_[0]->conn);
-    for (size_t i = 1; i < nodes_.size(); ++i) {
-      auto other = CanonicalDump(*nodes_[i]->conn);
-      EXPECT_EQ(first, other) << nodes_[0]->id << " and " << nodes_[i]->id << " differ";
-    }
-    for (auto& n : nodes_) {
-      auto problems = SanityProblems(*n->conn);
-      EXPECT_TRUE(problems.empty()) << n->id << ": " << problems.front();
-    }
-  }
-
- private:
-  std::vector<std::unique_ptr<Node>> nodes_;
-};
+using testing::InprocMesh;
+using testing::Node;
 
 int64_t ConflictCount(Node& n, const std::string& decision = "") {
   if (decision.empty()) return n.Count("SELECT COUNT(*) FROM zm_conflict");
@@ -122,7 +46,7 @@ schema::Version CapturedVersion(Node& n, const std::string& key) {
 class ApplierTest : public ::testing::TestWithParam<Dialect> {
  protected:
   Node& NewNode(const std::string& id) { return mesh_.Add(GetParam(), id); }
-  Mesh mesh_;
+  InprocMesh mesh_;
 };
 
 TEST_P(ApplierTest, ReplicatesEveryTableWithoutEcho) {
@@ -514,7 +438,7 @@ INSTANTIATE_TEST_SUITE_P(AllDatabases, ApplierTest, ::testing::ValuesIn(testing:
                          [](const auto& info) { return testing::DialectParamName(info.param); });
 
 TEST(MixedDatabases, SqlitePostgresAndMariadbNodesConverge) {
-  Mesh mesh;
+  InprocMesh mesh;
   Node& s = mesh.Add(Dialect::kSqlite, "sq");
   Node& p = mesh.Add(Dialect::kPostgres, "pg");
   Node& m = mesh.Add(Dialect::kMysql, "my");

@@ -1,0 +1,78 @@
+#include "tests/support/inproc_mesh.h"
+
+#include <gtest/gtest.h>
+
+#include "db/open.h"
+#include "replicator/dump.h"
+#include "replicator/installer.h"
+#include "replicator/outbox.h"
+#include "tests/support/test_db.h"
+
+namespace zonemesh::testing {
+
+int64_t Node::Count(const std::string& sql, const db::Params& p) {
+  return conn->Query(sql, p)[0][0].AsInt();
+}
+
+Node& InprocMesh::Add(db::Dialect d, const std::string& id,
+                      std::unique_ptr<conflict::Policy> policy) {
+  auto n = std::make_unique<Node>();
+  n->id = id;
+  n->cfg = FreshDatabase(d, "zm_mesh_" + id);
+  n->conn = db::Open(n->cfg);
+  Install(*n->conn, id, /*create_schema=*/true);
+  n->apply_conn = db::Open(n->cfg);
+  n->apply_conn->SetApplying(true);
+  n->policy = policy ? std::move(policy)
+                     : std::make_unique<conflict::Policy>("latest-wins",
+                                                          std::map<std::string, std::string>{});
+  n->applier = std::make_unique<Applier>(*n->apply_conn, *n->policy, id);
+  n->w = std::make_unique<PdnsWriter>(*n->conn);
+  nodes_.push_back(std::move(n));
+  return *nodes_.back();
+}
+
+ApplyResult InprocMesh::Sync(Node& from, Node& to, int max_changes) {
+  Outbox box(*from.conn, from.id);
+  box.StampRound();
+  ApplyResult total;
+  for (;;) {
+    Batch b = box.ReadBatch(from.sent[to.id], max_changes, 4 << 20);
+    if (b.changes.empty()) break;
+    b.origin = from.id;
+    b.target = to.id;
+    ApplyResult r = to.applier->Apply(b);
+    EXPECT_EQ(r.status, ApplyResult::Status::kApplied);
+    from.sent[to.id] = r.ack;
+    total.applied += r.applied;
+    total.duplicates += r.duplicates;
+    total.staged += r.staged;
+    total.conflicts += r.conflicts;
+    total.parked += r.parked;
+    total.failed += r.failed;
+    total.ack = r.ack;
+  }
+  return total;
+}
+
+void InprocMesh::SyncAll() {
+  for (int round = 0; round < 3; ++round) {
+    for (auto& a : nodes_)
+      for (auto& b : nodes_)
+        if (a != b) Sync(*a, *b);
+  }
+}
+
+void InprocMesh::ExpectConverged() {
+  auto first = CanonicalDump(*nodes_[0]->conn);
+  for (size_t i = 1; i < nodes_.size(); ++i) {
+    EXPECT_EQ(first, CanonicalDump(*nodes_[i]->conn))
+        << nodes_[0]->id << " and " << nodes_[i]->id << " differ";
+  }
+  for (auto& n : nodes_) {
+    auto problems = SanityProblems(*n->conn);
+    EXPECT_TRUE(problems.empty()) << n->id << ": " << problems.front();
+  }
+}
+
+}  // namespace zonemesh::testing
