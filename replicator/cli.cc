@@ -238,7 +238,7 @@ void PrintStatus(const json& s) {
 
 int Status(const Args& a) {
   Config cfg = LoadConfig(a.config);
-  Endpoint target = cfg.listen;
+  Endpoint target = cfg.status_listen ? *cfg.status_listen : cfg.listen;
   if (target.host == "0.0.0.0") target.host = "127.0.0.1";
   if (target.host == "::") target.host = "::1";
   json s;

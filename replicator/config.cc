@@ -247,8 +247,49 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     s.Fail("listen", std::string(e.what()) + ", got \"" + listen + "\"");
   }
   boost::system::error_code ec;
-  boost::asio::ip::make_address(c.listen.host, ec);
+  boost::asio::ip::make_address(c.listen.host, ec);  // also used below
   if (ec) s.Fail("listen", "must be an IP address and port (e.g. 127.0.0.1:8301), got \"" + listen + "\"");
+
+  if (s.Has("status_listen")) {
+    std::string sl = s.String("status_listen", true);
+    try {
+      c.status_listen = ParseEndpoint(sl);
+    } catch (const std::invalid_argument& e) {
+      s.Fail("status_listen", std::string(e.what()) + ", got \"" + sl + "\"");
+    }
+    boost::asio::ip::make_address(c.status_listen->host, ec);
+    if (ec) s.Fail("status_listen", "must be an IP address and port, got \"" + sl + "\"");
+    if (c.status_listen->host == c.listen.host && c.status_listen->port == c.listen.port)
+      s.Fail("status_listen", "must differ from listen");
+  }
+
+  if (s.Has("auth")) {
+    Section a(s.Get("auth"), "auth", file);
+    if (a.Has("secret") == a.Has("secret_file"))
+      a.Fail("auth", "needs exactly one of \"secret\" and \"secret_file\"");
+    if (a.Has("secret")) {
+      c.auth.secret = a.String("secret", true);
+    } else {
+      std::filesystem::path p(a.String("secret_file", true));
+      if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+      std::ifstream in(p);
+      std::error_code fec;
+      if (!in || !std::filesystem::is_regular_file(p, fec))
+        a.Fail("auth.secret_file", "cannot be read: " + p.string());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      c.auth.secret = ss.str();
+      while (!c.auth.secret.empty() && (c.auth.secret.back() == '\n' || c.auth.secret.back() == '\r' ||
+                                        c.auth.secret.back() == ' '))
+        c.auth.secret.pop_back();
+    }
+    if (c.auth.secret.size() < 16)
+      a.Fail(a.Has("secret") ? "auth.secret" : "auth.secret_file",
+             "must hold at least 16 characters (a long random string)");
+    c.auth.max_clock_skew_seconds =
+        static_cast<int>(a.Int("max_clock_skew_seconds", c.auth.max_clock_skew_seconds, 1, 86400));
+    a.RejectUnknown();
+  }
 
   c.database = ParseDatabase(s, base_dir);
 

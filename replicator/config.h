@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,6 +49,15 @@ struct ConflictConfig {
   std::string plugin;
 };
 
+struct AuthConfig {
+  // The mesh secret every node shares (from "secret" or "secret_file");
+  // empty: peers are not authenticated.
+  std::string secret;
+  // Signed requests older or newer than this are refused.
+  int max_clock_skew_seconds = 300;
+  bool enabled() const { return !secret.empty(); }
+};
+
 struct Config {
   std::string file;  // the config file it was loaded from ("" if built in code)
 
@@ -57,6 +67,13 @@ struct Config {
 
   // Address the peer and status endpoints listen on, "host:port".
   Endpoint listen;
+
+  // When set, /status, /health and /metrics are served only here (e.g. a
+  // loopback address for local monitoring) and `listen` serves peers only.
+  std::optional<Endpoint> status_listen;
+
+  // Peer authentication ("auth": {"secret_file": PATH} or {"secret": "..."}).
+  AuthConfig auth;
 
   db::DatabaseConfig database;
 

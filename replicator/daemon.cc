@@ -9,6 +9,7 @@
 
 #include "db/open.h"
 #include "replicator/applier.h"
+#include "replicator/auth.h"
 #include "replicator/http.h"
 #include "replicator/installer.h"
 #include "replicator/outbox.h"
@@ -217,7 +218,9 @@ struct Daemon::Impl {
   std::unique_ptr<Applier> applier;
 
   std::vector<std::unique_ptr<PeerLink>> links;
+  std::unique_ptr<RequestVerifier> verifier;
   std::unique_ptr<HttpServer> server;
+  std::unique_ptr<HttpServer> status_server;
   std::thread outbox_thread;
   int64_t last_purge = 0;
 
@@ -261,10 +264,20 @@ int Daemon::Run() {
     m.status.SetDatabase(false, e.what());
   }
 
+  if (cfg.auth.enabled()) {
+    m.verifier = std::make_unique<RequestVerifier>(cfg.auth.secret,
+                                                   std::chrono::seconds(cfg.auth.max_clock_skew_seconds));
+  } else {
+    spdlog::warn("no \"auth\" configured: any host that reaches {} as a configured peer id can "
+                 "write to this node",
+                 cfg.listen.ToString());
+  }
   Router::Options ropts;
   ropts.node_id = cfg.node_id;
   ropts.fingerprint = m.fingerprint;
   for (const PeerConfig& p : cfg.peers) ropts.peer_ids.insert(p.id);
+  ropts.verifier = m.verifier.get();
+  ropts.scope = cfg.status_listen ? Router::Scope::kPeers : Router::Scope::kAll;
   Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
                           [&m](const std::string& o) { return m.Acknowledged(o); }};
   auto router = std::make_shared<Router>(ropts, backend, m.status);
@@ -274,13 +287,27 @@ int Daemon::Run() {
   sopts.max_body_bytes = cfg.max_request_bytes;
   sopts.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   m.server = std::make_unique<HttpServer>(sopts, [router](const HttpRequest& r) { return router->Handle(r); });
+  std::shared_ptr<Router> status_router;
+  if (cfg.status_listen) {
+    Router::Options o = ropts;
+    o.scope = Router::Scope::kReadOnly;
+    status_router = std::make_shared<Router>(o, backend, m.status);
+    HttpServer::Options so = sopts;
+    so.listen = *cfg.status_listen;
+    so.max_body_bytes = 64 << 10;
+    m.status_server = std::make_unique<HttpServer>(
+        so, [status_router](const HttpRequest& r) { return status_router->Handle(r); });
+  }
   try {
     m.server->Start();
+    if (m.status_server) m.status_server->Start();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;
   }
-  spdlog::info("listening on {} (fingerprint {})", cfg.listen.ToString(), m.fingerprint);
+  spdlog::info("listening on {}{} (fingerprint {}, peer authentication {})", cfg.listen.ToString(),
+               cfg.status_listen ? ", status on " + cfg.status_listen->ToString() : "", m.fingerprint,
+               cfg.auth.enabled() ? "on" : "off");
 
   for (const PeerConfig& p : cfg.peers) {
     m.links.push_back(std::make_unique<PeerLink>(cfg, p, m.fingerprint, m.status, [&m] { return m.Open(); }));
@@ -298,6 +325,7 @@ int Daemon::Run() {
   }
   m.stop_cv.notify_all();
   m.server->Stop();
+  if (m.status_server) m.status_server->Stop();
   for (auto& l : m.links) l->Stop();
   if (m.outbox_thread.joinable()) m.outbox_thread.join();
   spdlog::info("stopped");

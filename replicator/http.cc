@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <optional>
 
 namespace zonemesh {
@@ -64,7 +65,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     http::request<http::string_body> req = parser_->release();
     HttpRequest r{std::string(req.method_string()), std::string(req.target()), std::move(req.body()),
-                  remote_};
+                  remote_, {}};
+    for (const auto& field : req) {
+      std::string name(field.name_string());
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      r.headers[name] = std::string(field.value());
+    }
     HttpResponse resp = handler_(r);
     Send(std::move(resp), req.keep_alive(), req.version());
   }
@@ -219,8 +225,9 @@ struct HttpClient::Impl {
 
   // One exchange on the current connection.
   Response Exchange(const std::string& method, const std::string& target, const std::string& body,
-                    bool* nothing_received) {
+                    const std::map<std::string, std::string>& headers, bool* nothing_received) {
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    for (const auto& [name, value] : headers) req.set(name, value);
     req.set(http::field::host, server.ToString());
     req.set(http::field::user_agent, "zonemesh/" ZONEMESH_VERSION);
     req.set(http::field::content_type, "application/json");
@@ -272,14 +279,15 @@ HttpClient::HttpClient(Endpoint server, std::chrono::milliseconds timeout, int64
 HttpClient::~HttpClient() { Close(); }
 
 HttpClient::Response HttpClient::Request(const std::string& method, const std::string& target,
-                                         const std::string& body) {
+                                         const std::string& body,
+                                         const std::map<std::string, std::string>& headers) {
   Impl& m = *impl_;
   bool reused = m.stream.has_value();
   if (!reused) m.Connect();
   try {
     bool nothing_received = false;
     try {
-      return m.Exchange(method, target, body, &nothing_received);
+      return m.Exchange(method, target, body, headers, &nothing_received);
     } catch (const HttpError&) {
       m.Drop();
       // A kept-alive connection the server had closed fails without an
@@ -289,7 +297,7 @@ HttpClient::Response HttpClient::Request(const std::string& method, const std::s
     }
     m.Connect();
     bool ignored = false;
-    return m.Exchange(method, target, body, &ignored);
+    return m.Exchange(method, target, body, headers, &ignored);
   } catch (const HttpError&) {
     m.Drop();
     throw;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -65,8 +66,10 @@ class HttpClient {
     std::string body;
   };
 
-  // Throws HttpError on network failure or timeout.
-  Response Request(const std::string& method, const std::string& target, const std::string& body);
+  // Throws HttpError on network failure or timeout. `headers` are added to
+  // the request.
+  Response Request(const std::string& method, const std::string& target, const std::string& body,
+                   const std::map<std::string, std::string>& headers = {});
 
   // Drops the connection (the next request reconnects).
   void Close();

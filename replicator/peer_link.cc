@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "replicator/auth.h"
+
 namespace zonemesh {
 
 using nlohmann::json;
@@ -95,12 +97,20 @@ void PeerLink::RefreshQueue(bool force) {
   });
 }
 
+HttpClient::Response PeerLink::Post(const std::string& endpoint, const std::string& body) {
+  // The signature covers the path the peer's router sees (without the
+  // peer URL's prefix, which a reverse proxy may strip).
+  std::map<std::string, std::string> headers;
+  if (config_.auth.enabled()) headers = SignRequest(config_.auth.secret, "POST", endpoint, body);
+  return client_.Request("POST", peer_.base_path + endpoint, body, headers);
+}
+
 void PeerLink::Hello() {
   json hello{{"v", kProtocolVersion},
              {"origin", config_.node_id},
              {"target", peer_.id},
              {"fingerprint", fingerprint_}};
-  HttpClient::Response r = client_.Request("POST", peer_.base_path + "/v1/hello", hello.dump());
+  HttpClient::Response r = Post("/v1/hello", hello.dump());
   if (r.status != 200) {
     Fail(r.status == 409 || r.status == 403 || r.status == 421 ? "refused" : "retrying", ErrorOf(r));
     return;
@@ -157,7 +167,7 @@ bool PeerLink::Step() {
   batch.target = peer_.id;
   batch.fingerprint = fingerprint_;
   const std::string body = EncodeBatch(batch);
-  HttpClient::Response r = client_.Request("POST", peer_.base_path + "/v1/push", body);
+  HttpClient::Response r = Post("/v1/push", body);
   std::optional<Position> ack = AckOf(r.body);
   if (r.status == 200 && ack) {
     cursor_ = *ack;

@@ -45,6 +45,8 @@ class PeerLink {
   // changes may be waiting, false when caught up.
   bool Step();
   void Hello();
+  // POSTs to the peer's `endpoint` ("/v1/push"), signed when auth is on.
+  HttpClient::Response Post(const std::string& endpoint, const std::string& body);
   void RefreshQueue(bool force);
   void Fail(const std::string& state, const std::string& error);
   // Sleeps up to `ms` or until Stop(); with wakeable, also until Wake().

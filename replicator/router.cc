@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace zonemesh {
 
 using nlohmann::json;
@@ -30,11 +32,22 @@ std::string PathOf(const std::string& target) {
 HttpResponse Router::Handle(const HttpRequest& req) const {
   const std::string path = PathOf(req.target);
   try {
-    if (path == "/v1/push" || path == "/v1/hello") {
+    if ((path == "/v1/push" || path == "/v1/hello") && options_.scope != Scope::kReadOnly) {
       if (req.method != "POST") return ErrorResponse(405, path + " takes POST");
+      if (options_.verifier) {
+        const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        std::string why = options_.verifier->Verify(req.method, path, req.body, req.headers, now);
+        if (!why.empty()) {
+          spdlog::warn("refused {} {} from {}: {}", req.method, path, req.remote, why);
+          status_.RecordRejected("", "unauthenticated request from " + req.remote + ": " + why);
+          return ErrorResponse(401, why);
+        }
+      }
       return path == "/v1/push" ? Push(req) : Hello(req);
     }
-    if (path == "/status" || path == "/health") {
+    if ((path == "/status" || path == "/health") && options_.scope != Scope::kPeers) {
       if (req.method != "GET" && req.method != "HEAD") return ErrorResponse(405, path + " takes GET");
       if (path == "/status") return JsonResponse(200, status_.ToJson());
       bool ok = status_.DatabaseOk();

@@ -7,6 +7,9 @@
 //                    now held (the acknowledgement)
 //   GET  /status     the node's status as JSON
 //   GET  /health     200 while the database answers, else 503
+//
+// With auth configured, /v1/* requests must carry a valid signature (401
+// otherwise, before the body is even parsed).
 #ifndef ZONEMESH_REPLICATOR_ROUTER_H_
 #define ZONEMESH_REPLICATOR_ROUTER_H_
 
@@ -16,6 +19,7 @@
 #include <string>
 
 #include "replicator/applier.h"
+#include "replicator/auth.h"
 #include "replicator/status.h"
 #include "replicator/wire.h"
 
@@ -26,6 +30,7 @@ struct HttpRequest {
   std::string target;  // path and query
   std::string body;
   std::string remote;  // peer address, for logs
+  std::map<std::string, std::string> headers;  // lower-case names
 };
 
 struct HttpResponse {
@@ -42,10 +47,16 @@ class UnavailableError : public std::runtime_error {
 
 class Router {
  public:
+  // Which endpoints a listener serves.
+  enum class Scope { kAll, kPeers, kReadOnly };
+
   struct Options {
     std::string node_id;
     std::string fingerprint;         // peers must present the same
     std::set<std::string> peer_ids;  // origins accepted
+    Scope scope = Scope::kAll;
+    // Verifies peer requests' signatures; null when auth is off.
+    RequestVerifier* verifier = nullptr;
   };
   // The database work, done by the caller's applier (serialized there).
   // Both may throw UnavailableError.

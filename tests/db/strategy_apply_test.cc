@@ -134,9 +134,7 @@ TEST_P(StrategyTest, ManualResolutionTakingTheLocalRowWinsEverywhere) {
 }
 
 TEST_P(StrategyTest, CustomPluginMergesConcurrentEditsTheSameWayEverywhere) {
-  const char* plugin = std::getenv("ZONEMESH_TEST_PLUGIN");
-  ASSERT_NE(plugin, nullptr) << "ZONEMESH_TEST_PLUGIN is not set";
-  conflict::StrategyOptions opts{{}, plugin};
+  conflict::StrategyOptions opts{{}, testing::BuiltPluginPath()};
   Node& a = mesh_.Add(GetParam(), "a", MakePolicy("latest-wins", {{"records", "custom"}}, opts));
   Node& b = mesh_.Add(GetParam(), "b", MakePolicy("latest-wins", {{"records", "custom"}}, opts));
   Node& c = mesh_.Add(GetParam(), "c", MakePolicy("latest-wins", {{"records", "custom"}}, opts));

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -14,13 +17,15 @@ std::vector<db::Dialect> AllDialects() {
 
 std::string DialectParamName(db::Dialect d) { return std::string(db::DialectName(d)); }
 
+// Ports come from the environment when set (a developer's own servers),
+// else from the build's configuration.
 static int EnvPort(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : fallback;
 }
 
-int TestPostgresPort() { return EnvPort("ZONEMESH_TEST_PG_PORT", 55432); }
-int TestMysqlPort() { return EnvPort("ZONEMESH_TEST_MYSQL_PORT", 53306); }
+int TestPostgresPort() { return EnvPort("ZONEMESH_TEST_PG_PORT", ZONEMESH_TEST_PG_PORT_DEFAULT); }
+int TestMysqlPort() { return EnvPort("ZONEMESH_TEST_MYSQL_PORT", ZONEMESH_TEST_MYSQL_PORT_DEFAULT); }
 
 std::string ScratchDir() {
   static std::string dir = [] {
@@ -34,11 +39,34 @@ std::string ScratchDir() {
   return dir;
 }
 
-db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& name) {
-  for (char c : name) {
+std::string BuiltBinaryPath() {
+  const char* v = std::getenv("ZONEMESH_BINARY");
+  return v && *v ? v : ZONEMESH_TEST_BINARY_DEFAULT;
+}
+
+std::string BuiltPluginPath() {
+  const char* v = std::getenv("ZONEMESH_TEST_PLUGIN");
+  return v && *v ? v : ZONEMESH_TEST_PLUGIN_DEFAULT;
+}
+
+// A prefix unique to the running test: ctest runs test cases in parallel
+// against the same servers, so two tests must never share a database name.
+static std::string TestPrefix() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string full = info ? std::string(info->test_suite_name()) + "." + info->name() : "no-test";
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : full) h = (h ^ c) * 16777619u;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "t%08x_", h);
+  return buf;
+}
+
+db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& base_name) {
+  for (char c : base_name) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-      throw std::invalid_argument("bad test database name: " + name);
+      throw std::invalid_argument("bad test database name: " + base_name);
   }
+  const std::string name = (TestPrefix() + base_name).substr(0, 60);
   db::DatabaseConfig cfg;
   cfg.dialect = dialect;
   switch (dialect) {

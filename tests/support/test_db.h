@@ -19,10 +19,12 @@ std::vector<db::Dialect> AllDialects();
 // A printable name for gtest parameter names.
 std::string DialectParamName(db::Dialect d);
 
-// Creates (dropping any previous one) an empty database called `name` and
-// returns its config. SQLite files live under a per-process temp dir.
-// REQUIRES: name is [a-z0-9_]+.
-db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& name);
+// Creates (dropping any previous one) an empty database and returns its
+// config. Its name is `base_name` prefixed with a hash of the running test's
+// name, so tests running in parallel never share a database. SQLite files
+// live under a per-process temp dir.
+// REQUIRES: base_name is [a-z0-9_]+.
+db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& base_name);
 
 // Host-side connection parameters of the test servers.
 int TestPostgresPort();
@@ -30,6 +32,11 @@ int TestMysqlPort();
 
 // A per-process scratch directory, created on first use.
 std::string ScratchDir();
+
+// Paths of build products the tests use: $ZONEMESH_BINARY and
+// $ZONEMESH_TEST_PLUGIN when set, else the ones this build produced.
+std::string BuiltBinaryPath();
+std::string BuiltPluginPath();
 
 }  // namespace zonemesh::testing
 

@@ -15,6 +15,7 @@
 #include "db/connection.h"
 #include "db/open.h"
 #include "replicator/applier.h"
+#include "replicator/auth.h"
 #include "replicator/config.h"
 #include "replicator/dump.h"
 #include "replicator/installer.h"
@@ -135,8 +136,17 @@ class RouterTest : public ::testing::Test {
   }
 
   HttpResponse Request(const std::string& method, const std::string& target,
-                       const std::string& body = "") {
-    return router_->Handle(HttpRequest{method, target, body, "127.0.0.1:40000"});
+                       const std::string& body = "",
+                       const std::map<std::string, std::string>& headers = {}) {
+    return router_->Handle(HttpRequest{method, target, body, "127.0.0.1:40000", headers});
+  }
+
+  // Rebuilds the router with `options` (auth, scope), same backend.
+  void Reconfigure(Router::Options options) {
+    Router::Backend backend;
+    backend.apply = [this](const Batch& b) { return applier_->Apply(b); };
+    backend.acknowledged = [this](const std::string& o) { return applier_->Acknowledged(o); };
+    router_ = std::make_unique<Router>(std::move(options), std::move(backend), *board_);
   }
   HttpResponse Push(const std::string& body) { return Request("POST", "/v1/push", body); }
   HttpResponse Push(const Batch& b) { return Push(EncodeBatch(b)); }
@@ -492,6 +502,112 @@ TEST_F(RouterTest, WrongMethodIsNotAllowed) {
     EXPECT_TRUE(Body(r).contains("error"));
   }
   EXPECT_TRUE(Dump().empty()) << "a push sent with the wrong method was applied";
+}
+
+// ------------------------------------------------------------------ auth --
+
+constexpr const char* kSecret = "0123456789abcdef-mesh-secret";
+
+class AuthRouterTest : public RouterTest {
+ protected:
+  void SetUp() override {
+    RouterTest::SetUp();
+    verifier_ = std::make_unique<RequestVerifier>(kSecret, std::chrono::seconds(300));
+    Router::Options o{"ns2", "F", {"ns1"}};
+    o.verifier = verifier_.get();
+    Reconfigure(o);
+  }
+  HttpResponse SignedPush(const std::string& body, const std::string& secret = kSecret) {
+    return Request("POST", "/v1/push", body, SignRequest(secret, "POST", "/v1/push", body));
+  }
+  int64_t Domains() { return conn_->Query("SELECT COUNT(*) FROM domains")[0][0].AsInt(); }
+
+  std::unique_ptr<RequestVerifier> verifier_;
+};
+
+TEST(Auth, HmacSha256MatchesRfc4231) {
+  EXPECT_EQ(HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_F(AuthRouterTest, SignedPushIsApplied) {
+  HttpResponse r = SignedPush(EncodeBatch(FirstBatch()));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Domains(), 1);
+}
+
+TEST_F(AuthRouterTest, UnsignedPushAndHelloAreRefusedWithoutChangingData) {
+  HttpResponse r = Push(FirstBatch());
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("not signed"), std::string::npos) << r.body;
+  EXPECT_EQ(Request("POST", "/v1/hello", ValidHelloFor("ns1").dump()).status, 401);
+  EXPECT_EQ(Domains(), 0);
+  // Read-only endpoints stay open.
+  EXPECT_EQ(Request("GET", "/status").status, 200);
+}
+
+TEST_F(AuthRouterTest, WrongSecretIsRefused) {
+  HttpResponse r = SignedPush(EncodeBatch(FirstBatch()), "another-secret-of-16+chars");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("bad signature"), std::string::npos) << r.body;
+  EXPECT_EQ(Domains(), 0);
+}
+
+TEST_F(AuthRouterTest, TamperedBodyIsRefused) {
+  const std::string body = EncodeBatch(FirstBatch());
+  auto headers = SignRequest(kSecret, "POST", "/v1/push", body);
+  std::string tampered = body;
+  tampered.replace(tampered.find("192.0.2."), 8, "198.51.1");
+  HttpResponse r = Request("POST", "/v1/push", tampered, headers);
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(Domains(), 0);
+}
+
+TEST_F(AuthRouterTest, SignatureForAnotherPathIsRefused) {
+  const std::string body = ValidHelloFor("ns1").dump();
+  auto headers = SignRequest(kSecret, "POST", "/v1/push", body);
+  EXPECT_EQ(Request("POST", "/v1/hello", body, headers).status, 401);
+}
+
+TEST_F(AuthRouterTest, ReplayedRequestIsRefused) {
+  const std::string body = EncodeBatch(FirstBatch());
+  auto headers = SignRequest(kSecret, "POST", "/v1/push", body);
+  EXPECT_EQ(Request("POST", "/v1/push", body, headers).status, 200);
+  HttpResponse again = Request("POST", "/v1/push", body, headers);
+  EXPECT_EQ(again.status, 401);
+  EXPECT_NE(again.body.find("replayed"), std::string::npos) << again.body;
+}
+
+TEST_F(AuthRouterTest, StaleTimestampIsRefused) {
+  const std::string body = EncodeBatch(FirstBatch());
+  const std::string ts = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count() -
+      3600);
+  const std::string nonce = "00112233445566778899aabbccddeeff";
+  std::map<std::string, std::string> headers = {
+      {kTimestampHeader, ts},
+      {kNonceHeader, nonce},
+      {kSignatureHeader, HmacSha256Hex(kSecret, CanonicalRequest("POST", "/v1/push", ts, nonce, body))}};
+  HttpResponse r = Request("POST", "/v1/push", body, headers);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("clock skew"), std::string::npos) << r.body;
+  EXPECT_EQ(Domains(), 0);
+}
+
+TEST_F(RouterTest, ScopesSplitPeerAndReadOnlyEndpoints) {
+  Router::Options peers{"ns2", "F", {"ns1"}};
+  peers.scope = Router::Scope::kPeers;
+  Reconfigure(peers);
+  EXPECT_EQ(Request("GET", "/status").status, 404);
+  EXPECT_EQ(Push(FirstBatch()).status, 200);
+  Router::Options read_only{"ns2", "F", {"ns1"}};
+  read_only.scope = Router::Scope::kReadOnly;
+  Reconfigure(read_only);
+  EXPECT_EQ(Request("GET", "/status").status, 200);
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  EXPECT_EQ(Push(SecondBatch()).status, 404);
+  EXPECT_EQ(conn_->Query("SELECT COUNT(*) FROM records WHERE name = 'mail.example.com'")[0][0].AsInt(), 0);
 }
 
 }  // namespace

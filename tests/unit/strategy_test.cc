@@ -6,6 +6,7 @@
 
 #include "conflict/strategy.h"
 #include "schema/key.h"
+#include "tests/support/test_db.h"
 
 namespace zonemesh::conflict {
 namespace {
@@ -139,13 +140,9 @@ TEST(Manual, ParksTheIncomingChange) {
   EXPECT_NE(d.reason.find("ns2"), std::string::npos);
 }
 
-std::string PluginPath() {
-  const char* p = std::getenv("ZONEMESH_TEST_PLUGIN");
-  return p ? p : "";
-}
+std::string PluginPath() { return testing::BuiltPluginPath(); }
 
 TEST(CustomPlugin, MergesTheNewerRowWithTheLargerTtl) {
-  ASSERT_FALSE(PluginPath().empty()) << "ZONEMESH_TEST_PLUGIN is not set";
   auto s = MakePlugin(PluginPath());
   EXPECT_EQ(s->Name(), "custom:ttl-keeper/1");
   RowImage old_big = Record("www.example.com", "A", "192.0.2.1", 3600);
@@ -164,7 +161,6 @@ TEST(CustomPlugin, MergesTheNewerRowWithTheLargerTtl) {
 }
 
 TEST(CustomPlugin, DeletesAndOtherTablesFollowVersions) {
-  ASSERT_FALSE(PluginPath().empty()) << "ZONEMESH_TEST_PLUGIN is not set";
   auto s = MakePlugin(PluginPath());
   RowImage a = Record("www.example.com", "A", "192.0.2.1", 60);
   EXPECT_EQ(Decide(*s, State(&a, 10, "ns1"), State(&a, 20, "ns2", /*exists=*/false)).resolution,
