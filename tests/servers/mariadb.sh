@@ -43,7 +43,10 @@ case "$cmd" in
     ;;
   kill)
     [ -f "$dir/server.pid" ] || exit 0
-    kill -9 "$(cat "$dir/server.pid")" 2>/dev/null || true
+    pid=$(cat "$dir/server.pid")
+    kill -9 "$pid" 2>/dev/null || true
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     ;;
   *) echo "mariadb.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

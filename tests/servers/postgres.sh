@@ -32,14 +32,27 @@ case "$cmd" in
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${ZM_PG_FSYNC:-off} -c max_connections=200" start >/dev/null ||
       { tail -n 30 "$dir/server.log" >&2; exit 1; }
+    # pg_ctl -w can trust a stale postmaster.pid after a crash: wait until
+    # the server really answers.
+    i=0
+    until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+      i=$((i + 1))
+      if [ $i -gt 600 ]; then tail -n 30 "$dir/server.log" >&2; exit 1; fi
+      sleep 0.1
+    done
     ;;
   stop)
     [ -f "$dir/data/PG_VERSION" ] || exit 0
     as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     ;;
   kill)
+    # The whole server dies at once, as in a crash or power cut.
     [ -f "$dir/data/postmaster.pid" ] || exit 0
-    kill -9 "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null || true
+    pid=$(head -n 1 "$dir/data/postmaster.pid")
+    pkill -9 -P "$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null || true
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     ;;
   *) echo "postgres.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

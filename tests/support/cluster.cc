@@ -318,12 +318,23 @@ Node::~Node() { Kill(); }
 
 std::string Node::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
+void Node::UseDatabase(db::DatabaseConfig database) { database_ = std::move(database); }
+
 void Node::WriteConfig(const std::vector<PeerRef>& peers, const json& overrides) {
   json peer_list = json::array();
   for (const PeerRef& p : peers) peer_list.push_back({{"id", p.id}, {"url", p.url}});
+  json database = {{"type", "sqlite"}, {"path", db_path_}, {"busy_timeout_ms", 30000}};
+  if (database_ && database_->dialect == db::Dialect::kSqlite) {
+    database["path"] = database_->path;
+  } else if (database_ && database_->dialect == db::Dialect::kPostgres) {
+    database = {{"type", "postgresql"}, {"conninfo", database_->conninfo}};
+  } else if (database_) {
+    database = {{"type", "mysql"},     {"host", database_->host}, {"port", database_->port},
+                {"user", database_->user}, {"database", database_->database}};
+  }
   json cfg{{"node_id", id_},
            {"listen", "127.0.0.1:" + std::to_string(port_)},
-           {"database", {{"type", "sqlite"}, {"path", db_path_}, {"busy_timeout_ms", 30000}}},
+           {"database", database},
            {"peers", peer_list},
            {"log_level", "debug"},
            {"poll_interval_ms", 5},
@@ -405,6 +416,7 @@ bool Node::running() {
 }
 
 db::DatabaseConfig Node::database() const {
+  if (database_) return *database_;
   db::DatabaseConfig c;
   c.dialect = db::Dialect::kSqlite;
   c.path = db_path_;
@@ -486,12 +498,19 @@ std::string DumpDiff(const std::vector<std::string>& a, const std::vector<std::s
 // ----------------------------------------------------------- full mesh --
 
 Cluster::Cluster(size_t n, const std::string& name, const json& overrides)
+    : Cluster(n, name, overrides, {db::Dialect::kSqlite}) {}
+
+Cluster::Cluster(size_t n, const std::string& name, const json& overrides,
+                 const std::vector<db::Dialect>& dialects)
     : dir_(ScratchDir() + "/" + name) {
   if (n < 1 || n > 26) throw std::invalid_argument("a cluster has 1 to 26 nodes");
+  if (dialects.empty()) throw std::invalid_argument("a cluster needs at least one database type");
   fs::remove_all(dir_);
   for (size_t i = 0; i < n; ++i) {
     std::string id(1, static_cast<char>('a' + i));
     nodes_.push_back(std::make_unique<Node>(id, dir_ + "/" + id, FreeLoopbackPort()));
+    const db::Dialect d = dialects[i % dialects.size()];
+    if (d != db::Dialect::kSqlite) nodes_.back()->UseDatabase(FreshDatabase(d, "node_" + id));
   }
   for (auto& node : nodes_) {
     std::vector<PeerRef> peers;

@@ -146,6 +146,10 @@ class Node {
   const std::string& config_path() const { return config_path_; }
   const std::string& log_path() const { return log_path_; }
 
+  // Uses `database` (a fresh PostgreSQL or MariaDB database, say) instead
+  // of the node's own SQLite file. Call before WriteConfig().
+  void UseDatabase(db::DatabaseConfig database);
+
   // Writes zonemesh.json: node_id, listen 127.0.0.1:port, the SQLite
   // database, `peers`, "log_level": "debug", small retry back-offs; then
   // `overrides` is merged in (RFC 7386 merge patch).
@@ -202,6 +206,7 @@ class Node {
   std::string dir_;
   uint16_t port_;
   std::string db_path_;
+  std::optional<db::DatabaseConfig> database_;  // unset: SQLite at db_path_
   std::string config_path_;
   std::string log_path_;
   pid_t pid_ = -1;
@@ -225,6 +230,10 @@ class Cluster {
   // configured with every other node as a peer (`overrides` merged into
   // every config) and installed. Nothing runs yet.
   Cluster(size_t n, const std::string& name, const nlohmann::json& overrides = {});
+  // The same, with node i on a fresh database of dialects[i % size] (SQLite
+  // files, or databases on the test PostgreSQL and MariaDB servers).
+  Cluster(size_t n, const std::string& name, const nlohmann::json& overrides,
+          const std::vector<db::Dialect>& dialects);
   // Kills every daemon still running; removes the directories when the
   // current test has not failed.
   ~Cluster();
