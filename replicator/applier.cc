@@ -219,6 +219,10 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
   next.vv = concurrent ? local.vv.Join(c.vv) : c.vv;
   if (c.spec->is_child()) next.zone = c.row.zone;
   if (c.spec->is_zone_table) next.zone = c.row.values[c.spec->ColumnIndex("name")].AsText();
+  if (resolution == conflict::Resolution::kTakeRemote ||
+      resolution == conflict::Resolution::kMerge) {
+    if (next.zone) ctx.result->zones.insert(*next.zone);
+  }
   switch (resolution) {
     case conflict::Resolution::kTakeRemote:
       if (c.op == 'U') {
@@ -256,6 +260,8 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
                     {*zone.id});
     }
     conn_.Execute("DELETE FROM domains WHERE id = ?", {*zone.id});
+    deleted_zones_[*zone.id] = NowMicros();
+    ctx.result->zones.insert(zone.name);
     zone.id.reset();
   }
   // Versions of the old incarnation's rows can never matter again.
@@ -541,10 +547,42 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   return result;
 }
 
-int64_t Applier::RetryParked() {
-  auto zones = conn_.Query("SELECT DISTINCT zone FROM zm_parked");
-  if (zones.empty()) return 0;
+void Applier::WatchDeletedZone(int64_t zone_id) { deleted_zones_[zone_id] = NowMicros(); }
+
+int64_t Applier::RemoveOrphansOfDeletedZones() {
+  constexpr int64_t kWatch = 300LL * 1000000;  // how long a deleted zone is watched
+  const int64_t now = NowMicros();
+  int64_t removed = 0;
+  for (auto it = deleted_zones_.begin(); it != deleted_zones_.end();) {
+    const int64_t id = it->first;
+    // The id may belong to a zone created since (SQLite reuses the highest).
+    if (conn_.Query("SELECT id FROM domains WHERE id = ?", {id}).empty()) {
+      for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+        if (!spec.is_child()) continue;
+        // Non-locking read by index, then deletes by primary key: no scan
+        // waits for a writer's uncommitted rows.
+        auto rows = conn_.Query("SELECT " + spec.id_column + " FROM " + spec.name + " WHERE " +
+                                    spec.parent_column + " = ? LIMIT 1000",
+                                {id});
+        for (const db::Row& r : rows) {
+          removed += conn_.Execute("DELETE FROM " + spec.name + " WHERE " + spec.id_column +
+                                       " = ? AND " + spec.parent_column + " = ?",
+                                   {r[0], id});
+        }
+      }
+    }
+    it = now - it->second > kWatch ? deleted_zones_.erase(it) : std::next(it);
+  }
+  if (removed > 0) {
+    spdlog::info("removed {} row(s) written into zones after this node deleted them", removed);
+  }
+  return removed;
+}
+
+ApplyResult Applier::RetryParked() {
   ApplyResult result;
+  auto zones = conn_.Query("SELECT DISTINCT zone FROM zm_parked");
+  if (zones.empty()) return result;
   Context ctx;
   ctx.result = &result;
   db::Transaction tx(conn_);
@@ -555,7 +593,8 @@ int64_t Applier::RetryParked() {
   }
   int64_t after = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
   tx.Commit();
-  return before - after;
+  result.applied = before - after;
+  return result;
 }
 
 }  // namespace zonemesh

@@ -7,6 +7,8 @@
 #define ZONEMESH_REPLICATOR_APPLIER_H_
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <optional>
 #include <string>
 
@@ -29,6 +31,9 @@ struct ApplyResult {
   int64_t conflicts = 0;     // conflicts recorded
   int64_t parked = 0;        // changes waiting for their zone
   int64_t failed = 0;        // changes the database refused (recorded)
+  // Zones whose rows changed here (created, edited, deleted): the local
+  // PowerDNS must drop its caches for them.
+  std::set<std::string> zones;
 };
 
 class Applier {
@@ -48,9 +53,20 @@ class Applier {
   // The position of `origin`'s stream this node holds (applied or staged).
   Position Acknowledged(const std::string& origin);
 
-  // Re-tries changes parked for zones that exist now. Returns how many were
-  // applied or resolved. Cheap when nothing is parked.
-  int64_t RetryParked();
+  // Re-tries changes parked for zones that exist now; `applied` counts the
+  // changes applied or resolved. Cheap when nothing is parked.
+  ApplyResult RetryParked();
+
+  // Removes rows of zone tables left in zones this applier deleted: a local
+  // writer that looked the zone up just before the delete committed can
+  // still insert into it afterwards, and the MySQL schema (and SQLite
+  // without PRAGMA foreign_keys) has no foreign key to refuse that. Checks
+  // the zones deleted in the last minutes, by index. Returns rows removed.
+  int64_t RemoveOrphansOfDeletedZones();
+
+  // Adds a zone deleted by a local writer (its domains.id) to the zones
+  // RemoveOrphansOfDeletedZones watches.
+  void WatchDeletedZone(int64_t zone_id);
 
  private:
   struct RowVer;
@@ -86,6 +102,8 @@ class Applier {
   db::Connection& conn_;
   const conflict::Policy& policy_;
   std::string local_node_;
+  // domains.id of zones deleted here -> when (µs), for orphan checks.
+  std::map<int64_t, int64_t> deleted_zones_;
 };
 
 }  // namespace zonemesh

@@ -291,6 +291,39 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     a.RejectUnknown();
   }
 
+  if (s.Has("powerdns")) {
+    Section p(s.Get("powerdns"), "powerdns", file);
+    c.powerdns.api_url = p.String("api_url", true);
+    static const std::regex re(R"(^http://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+):([0-9]{1,5})/?$)");
+    std::smatch m;
+    if (!std::regex_match(c.powerdns.api_url, m, re))
+      p.Fail("powerdns.api_url", "must look like http://127.0.0.1:8081, not \"" + c.powerdns.api_url + "\"");
+    try {
+      c.powerdns.api_endpoint = ParseEndpoint(std::string(m[1]) + ":" + std::string(m[2]));
+    } catch (const std::invalid_argument& e) {
+      p.Fail("powerdns.api_url", e.what());
+    }
+    if (p.Has("api_key") == p.Has("api_key_file"))
+      p.Fail("powerdns", "needs exactly one of \"api_key\" and \"api_key_file\"");
+    if (p.Has("api_key")) {
+      c.powerdns.api_key = p.String("api_key", true);
+    } else {
+      std::filesystem::path kp(p.String("api_key_file", true));
+      if (kp.is_relative()) kp = std::filesystem::path(base_dir) / kp;
+      std::ifstream in(kp);
+      if (!in) p.Fail("powerdns.api_key_file", "cannot be read: " + kp.string());
+      std::getline(in, c.powerdns.api_key);
+    }
+    if (c.powerdns.api_key.empty()) p.Fail("powerdns.api_key", "must not be empty");
+    c.powerdns.server_id = p.String("server_id", false, c.powerdns.server_id);
+    if (p.Has("notify")) {
+      const json& n = p.Get("notify");
+      if (!n.is_boolean()) p.Fail("powerdns.notify", "must be true or false");
+      c.powerdns.notify = n.get<bool>();
+    }
+    p.RejectUnknown();
+  }
+
   c.database = ParseDatabase(s, base_dir);
 
   if (s.Has("peers")) {

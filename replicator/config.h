@@ -58,6 +58,19 @@ struct AuthConfig {
   bool enabled() const { return !secret.empty(); }
 };
 
+// The local PowerDNS's HTTP API, told about every applied change so that
+// its caches do not hide it ("powerdns": {...}).
+struct PowerDnsConfig {
+  // e.g. "http://127.0.0.1:8081"; empty: PowerDNS is not told.
+  std::string api_url;
+  Endpoint api_endpoint;   // parsed from api_url
+  std::string api_key;     // from "api_key" or "api_key_file"
+  std::string server_id = "localhost";
+  // Also ask PowerDNS to send NOTIFY for changed zones (to AXFR secondaries).
+  bool notify = false;
+  bool enabled() const { return !api_url.empty(); }
+};
+
 struct Config {
   std::string file;  // the config file it was loaded from ("" if built in code)
 
@@ -74,6 +87,8 @@ struct Config {
 
   // Peer authentication ("auth": {"secret_file": PATH} or {"secret": "..."}).
   AuthConfig auth;
+
+  PowerDnsConfig powerdns;
 
   db::DatabaseConfig database;
 

@@ -13,6 +13,7 @@
 #include "replicator/http.h"
 #include "replicator/installer.h"
 #include "replicator/outbox.h"
+#include "replicator/pdns_notifier.h"
 #include "replicator/peer_link.h"
 #include "replicator/router.h"
 #include "replicator/status.h"
@@ -62,6 +63,7 @@ struct Daemon::Impl {
         EnsureApplyConnection();
         ApplyResult r = applier->Apply(batch);
         status.SetDatabase(true, "");
+        if (notifier) notifier->ZonesChanged(r.zones);
         return r;
       } catch (const db::Error& e) {
         if (e.connection_lost()) {
@@ -98,18 +100,35 @@ struct Daemon::Impl {
     applier = std::make_unique<Applier>(*apply_conn, policy, config.node_id);
   }
 
-  void RetryParked() {
+  void WatchLocallyDeletedZones(const std::vector<int64_t>& ids) {
+    if (ids.empty()) return;
     std::lock_guard<std::mutex> lock(apply_mu);
     try {
       EnsureApplyConnection();
-      int64_t n = applier->RetryParked();
-      if (n > 0) spdlog::info("applied or resolved {} parked change(s)", n);
+      for (int64_t id : ids) applier->WatchDeletedZone(id);
+    } catch (const db::Error& e) {
+      spdlog::warn("watching deleted zones: {}", e.what());
+    }
+  }
+
+  // Periodic upkeep on the applier's connection: parked changes whose zone
+  // arrived, rows left in zones deleted here.
+  void ApplierUpkeep(bool parked) {
+    std::lock_guard<std::mutex> lock(apply_mu);
+    try {
+      EnsureApplyConnection();
+      if (parked) {
+        ApplyResult r = applier->RetryParked();
+        if (r.applied > 0) spdlog::info("applied or resolved {} parked change(s)", r.applied);
+        if (notifier) notifier->ZonesChanged(r.zones);
+      }
+      applier->RemoveOrphansOfDeletedZones();
     } catch (const db::Error& e) {
       if (e.connection_lost()) {
         applier.reset();
         apply_conn.reset();
       }
-      spdlog::warn("retrying parked changes: {}", e.what());
+      spdlog::warn("applier upkeep: {}", e.what());
     }
   }
 
@@ -144,10 +163,15 @@ struct Daemon::Impl {
           backoff_ms = config.retry_min_ms;
           WakeLinks();  // rows may have been committed while we were away
         }
+        const int64_t before = outbox->LastPosition().csn;
         int64_t stamped = outbox->StampRound();
         if (stamped > 0) {
           spdlog::debug("stamped a commit round of {} change(s)", stamped);
           WakeLinks();
+          WatchLocallyDeletedZones(outbox->DeletedZoneIds(before));
+          // Writes made straight into SQL (pdnsutil, scripts) are hidden by
+          // the local PowerDNS's caches too.
+          if (notifier) notifier->ZonesChanged(outbox->ZonesChanged(before));
         }
         const int64_t now = NowMicros();
         if (now - last_housekeeping > 1000000) {
@@ -180,6 +204,16 @@ struct Daemon::Impl {
     int64_t conflicts = conn.Query("SELECT COUNT(*) FROM zm_conflict")[0][0].AsInt();
     int64_t parked = conn.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
     status.SetTotals(conflicts, parked);
+    if (notifier) {
+      PowerDnsNotifier::Stats st = notifier->stats();
+      status.SetPowerDns(nlohmann::json{{"api_url", config.powerdns.api_url},
+                                        {"zones_flushed", st.flushed},
+                                        {"zones_notified", st.notified},
+                                        {"pending", st.pending},
+                                        {"failures", st.failures},
+                                        {"last_error", st.last_error.empty() ? nlohmann::json(nullptr)
+                                                                             : nlohmann::json(st.last_error)}});
+    }
 
     const int64_t now = NowMicros();
     if (now - last_purge > 10 * 1000000LL) {
@@ -195,8 +229,9 @@ struct Daemon::Impl {
         int64_t n = outbox.Purge(*min_acked, now - config.outbox_retention_seconds * 1000000LL);
         if (n > 0) spdlog::info("purged {} acknowledged outbox row(s)", n);
       }
-      if (parked > 0) RetryParked();
     }
+    ApplierUpkeep(parked > 0 && now - last_parked_retry > 10 * 1000000LL);
+    if (parked > 0 && now - last_parked_retry > 10 * 1000000LL) last_parked_retry = now;
   }
 
   void WakeLinks() {
@@ -218,11 +253,13 @@ struct Daemon::Impl {
   std::unique_ptr<Applier> applier;
 
   std::vector<std::unique_ptr<PeerLink>> links;
+  std::unique_ptr<PowerDnsNotifier> notifier;  // null unless "powerdns" is configured
   std::unique_ptr<RequestVerifier> verifier;
   std::unique_ptr<HttpServer> server;
   std::unique_ptr<HttpServer> status_server;
   std::thread outbox_thread;
   int64_t last_purge = 0;
+  int64_t last_parked_retry = 0;
 
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
@@ -312,6 +349,12 @@ int Daemon::Run() {
   for (const PeerConfig& p : cfg.peers) {
     m.links.push_back(std::make_unique<PeerLink>(cfg, p, m.fingerprint, m.status, [&m] { return m.Open(); }));
   }
+  if (cfg.powerdns.enabled()) {
+    m.notifier = std::make_unique<PowerDnsNotifier>(cfg.powerdns);
+    m.notifier->Start();
+    spdlog::info("telling PowerDNS at {} about applied zones{}", cfg.powerdns.api_url,
+                 cfg.powerdns.notify ? " (and sending NOTIFY)" : "");
+  }
   for (auto& l : m.links) l->Start();
   m.outbox_thread = std::thread([&m, c = std::move(outbox_conn)]() mutable { m.OutboxLoop(std::move(c)); });
 
@@ -328,6 +371,7 @@ int Daemon::Run() {
   if (m.status_server) m.status_server->Stop();
   for (auto& l : m.links) l->Stop();
   if (m.outbox_thread.joinable()) m.outbox_thread.join();
+  if (m.notifier) m.notifier->Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -56,6 +56,29 @@ bool Outbox::HasUnstamped() {
   return !conn_.Query("SELECT id FROM zm_outbox WHERE csn IS NULL LIMIT 1").empty();
 }
 
+std::vector<int64_t> Outbox::DeletedZoneIds(int64_t after_csn) {
+  std::vector<int64_t> out;
+  for (const db::Row& r : conn_.Query(
+           "SELECT payload FROM zm_outbox WHERE csn > ? AND tbl = 'domains' AND op = 'D'",
+           {after_csn})) {
+    json p = json::parse(r[0].AsText(), nullptr, false);
+    if (p.is_object() && p.contains("local_id") && p["local_id"].is_number_integer())
+      out.push_back(p["local_id"].get<int64_t>());
+  }
+  return out;
+}
+
+std::set<std::string> Outbox::ZonesChanged(int64_t after_csn) {
+  std::set<std::string> out;
+  for (const db::Row& r : conn_.Query("SELECT DISTINCT tbl, rkey FROM zm_outbox WHERE csn > ?", {after_csn})) {
+    const schema::TableSpec* spec = schema::FindTable(r[0].AsText());
+    if (!spec || !(spec->is_zone_table || spec->is_child())) continue;
+    // The zone name is the first key component of zones and their rows.
+    if (auto zone = schema::FirstKeyComponent(r[1].AsText())) out.insert(*zone);
+  }
+  return out;
+}
+
 int64_t Outbox::StampRound() {
   if (!HasUnstamped()) return 0;
   int64_t stamped = 0;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ class Outbox {
 
   // True when committed rows wait for a stamp (a cheap index probe).
   bool HasUnstamped();
+
+  // The local domains.id of zones deleted by local writers in the rounds
+  // after `after_csn` (from their capture payload).
+  std::vector<int64_t> DeletedZoneIds(int64_t after_csn);
+
+  // The zones local writers changed in the rounds after `after_csn`.
+  std::set<std::string> ZonesChanged(int64_t after_csn);
 
   // The changes after `after`: at most `max_changes` and about `max_bytes`,
   // cut at a round boundary unless the first round alone is larger (then

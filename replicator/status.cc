@@ -99,6 +99,11 @@ void StatusBoard::SetOutbox(const Position& last, int64_t unstamped) {
   outbox_unstamped_ = unstamped;
 }
 
+void StatusBoard::SetPowerDns(json powerdns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  powerdns_ = std::move(powerdns);
+}
+
 void StatusBoard::SetTotals(int64_t conflicts, int64_t parked) {
   std::lock_guard<std::mutex> lock(mu_);
   conflicts_total_ = conflicts;
@@ -156,6 +161,7 @@ json StatusBoard::ToJson() const {
               {"conflicts_total", conflicts_total_},
               {"parked_changes", parked_total_},
               {"rejected_requests", rejected_requests_},
+              {"powerdns", powerdns_},
               {"last_rejection", last_rejection_.empty() ? json(nullptr) : json(last_rejection_)}};
 }
 

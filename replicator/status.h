@@ -71,6 +71,8 @@ class StatusBoard {
 
   void SetOutbox(const Position& last, int64_t unstamped);
   void SetTotals(int64_t conflicts, int64_t parked);
+  // The PowerDNS notifier's figures (null when not configured).
+  void SetPowerDns(nlohmann::json powerdns);
 
   nlohmann::json ToJson() const;
 
@@ -90,6 +92,7 @@ class StatusBoard {
   int64_t conflicts_total_ = 0;
   int64_t parked_total_ = 0;
   int64_t rejected_requests_ = 0;
+  nlohmann::json powerdns_;
   std::string last_rejection_;
 };
 

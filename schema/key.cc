@@ -24,6 +24,24 @@ std::string EncodeKeyComponent(const std::optional<std::string>& component) {
   return out;
 }
 
+std::optional<std::string> FirstKeyComponent(const std::string& key) {
+  const std::string first = key.substr(0, key.find('|'));
+  if (first == "%N") return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < first.size(); ++i) {
+    if (first[i] == '%' && first.compare(i, 3, "%25") == 0) {
+      out += '%';
+      i += 2;
+    } else if (first[i] == '%' && first.compare(i, 3, "%7C") == 0) {
+      out += '|';
+      i += 2;
+    } else {
+      out += first[i];
+    }
+  }
+  return out;
+}
+
 namespace {
 
 std::string Upper(std::string s) {

@@ -32,6 +32,9 @@ struct RowImage {
 
 std::string EncodeKeyComponent(const std::optional<std::string>& component);
 
+// The first component of an encoded key, decoded (nullopt for NULL).
+std::optional<std::string> FirstKeyComponent(const std::string& key);
+
 // True when the spec's singleton rule drops its column from this row's key.
 bool SingletonApplies(const TableSpec& spec, const RowImage& row);
 

@@ -73,9 +73,12 @@ class RowExprs {
   }
 
   // The row image as a JSON object (zone name instead of the parent id).
+  // A zone's payload also carries its node-local id, never shipped: after
+  // a zone delete the daemon looks for rows written into it meanwhile.
   std::string Payload(const std::string& zone) const {
     std::vector<std::pair<std::string, std::string>> fields;
     if (spec_.is_child()) fields.emplace_back(std::string(kZoneField), zone);
+    if (spec_.is_zone_table) fields.emplace_back("local_id", Col(spec_.id_column));
     for (const Column& c : spec_.columns) {
       fields.emplace_back(c.name, d_.PayloadValue(Col(c.name), c.type));
     }

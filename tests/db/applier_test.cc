@@ -392,6 +392,30 @@ TEST_P(ApplierTest, ZoneDeleteRemovesEveryChildRow) {
   EXPECT_TRUE(SanityProblems(*b.conn).empty());
 }
 
+TEST_P(ApplierTest, RowsWrittenIntoAZoneAfterItsRemoteDeleteAreRemoved) {
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  a.w->CreateZone("example.com");
+  mesh_.Sync(a, b);
+  const int64_t stale_id = *b.w->ZoneId("example.com");
+  a.w->DeleteZone("example.com");
+  mesh_.Sync(a, b);
+  // A writer on b that looked the zone up before the delete arrived.
+  try {
+    b.conn->Execute("INSERT INTO cryptokeys (domain_id, flags, active, published, content) "
+                    "VALUES (?, 257, ?, ?, 'late key')",
+                    {stale_id, Value(true), Value(true)});
+  } catch (const db::Error& e) {
+    ASSERT_EQ(GetParam(), Dialect::kPostgres) << e.what();  // only its foreign key refuses
+    GTEST_SKIP() << "PostgreSQL's foreign key refuses the orphan itself";
+  }
+  EXPECT_FALSE(SanityProblems(*b.conn).empty());
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_outbox"), 0) << "a row without a zone was captured";
+  EXPECT_EQ(b.applier->RemoveOrphansOfDeletedZones(), 1);
+  EXPECT_TRUE(SanityProblems(*b.conn).empty());
+  mesh_.ExpectConverged();
+}
+
 TEST_P(ApplierTest, RandomizedWritesOnThreeNodesConverge) {
   Node& a = NewNode("a");
   Node& b = NewNode("b");

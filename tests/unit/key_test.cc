@@ -599,5 +599,14 @@ TEST_F(SqliteTriggerKeyTest, CapturedBooleansAndIntegersReadBackTyped) {
   EXPECT_TRUE(a->row.values[spec.ColumnIndex("ordername")].IsNull());
 }
 
+TEST(FirstKeyComponent, DecodesTheZoneOfAKey) {
+  EXPECT_EQ(schema::FirstKeyComponent("example.com|www.example.com|A|192.0.2.1"),
+            std::optional<std::string>("example.com"));
+  EXPECT_EQ(schema::FirstKeyComponent(schema::EncodeKeyComponent("odd%zone|x.example") + "|rest"),
+            std::optional<std::string>("odd%zone|x.example"));
+  EXPECT_EQ(schema::FirstKeyComponent("example.com"), std::optional<std::string>("example.com"));
+  EXPECT_EQ(schema::FirstKeyComponent("%N|x"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace zonemesh
