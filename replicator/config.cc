@@ -355,6 +355,12 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
       static_cast<int>(s.Int("request_timeout_ms", c.request_timeout_ms, 100, 3600000));
   c.outbox_retention_seconds =
       s.Int("outbox_retention_seconds", c.outbox_retention_seconds, 0, int64_t{10} * 365 * 86400);
+  if (s.Has("health")) {
+    Section h(s.Get("health"), "health", file);
+    c.health_max_lag_seconds = static_cast<double>(h.Int("max_lag_seconds", 60, 1, 30LL * 86400));
+    c.health_max_lagging_peers = static_cast<int>(h.Int("max_lagging_peers", 0, 0, 1000));
+    h.RejectUnknown();
+  }
   c.log_level = s.String("log_level", false, c.log_level);
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
   if (!levels.count(c.log_level))

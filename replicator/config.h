@@ -90,6 +90,14 @@ struct Config {
 
   PowerDnsConfig powerdns;
 
+  // GET /health fails (503) while the database does not answer, or when more
+  // than health_max_lagging_peers peers have changes unacknowledged for
+  // longer than health_max_lag_seconds. With 0 (the default) any lagging
+  // peer fails it; in a larger anycast mesh, half the peers withdraws only
+  // a node that is cut off from most of the mesh.
+  double health_max_lag_seconds = 60;
+  int health_max_lagging_peers = 0;
+
   db::DatabaseConfig database;
 
   std::vector<PeerConfig> peers;

@@ -61,7 +61,10 @@ struct Daemon::Impl {
     for (int attempt = 1;; ++attempt) {
       try {
         EnsureApplyConnection();
+        const auto started = std::chrono::steady_clock::now();
         ApplyResult r = applier->Apply(batch);
+        status.ObserveApplyDuration(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         status.SetDatabase(true, "");
         if (notifier) notifier->ZonesChanged(r.zones);
         return r;
@@ -315,6 +318,8 @@ int Daemon::Run() {
   for (const PeerConfig& p : cfg.peers) ropts.peer_ids.insert(p.id);
   ropts.verifier = m.verifier.get();
   ropts.scope = cfg.status_listen ? Router::Scope::kPeers : Router::Scope::kAll;
+  ropts.health_max_lag_seconds = cfg.health_max_lag_seconds;
+  ropts.health_max_lagging_peers = cfg.health_max_lagging_peers;
   Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
                           [&m](const std::string& o) { return m.Acknowledged(o); }};
   auto router = std::make_shared<Router>(ropts, backend, m.status);

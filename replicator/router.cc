@@ -47,11 +47,17 @@ HttpResponse Router::Handle(const HttpRequest& req) const {
       }
       return path == "/v1/push" ? Push(req) : Hello(req);
     }
-    if ((path == "/status" || path == "/health") && options_.scope != Scope::kPeers) {
+    if ((path == "/status" || path == "/health" || path == "/metrics") &&
+        options_.scope != Scope::kPeers) {
       if (req.method != "GET" && req.method != "HEAD") return ErrorResponse(405, path + " takes GET");
       if (path == "/status") return JsonResponse(200, status_.ToJson());
-      bool ok = status_.DatabaseOk();
-      return JsonResponse(ok ? 200 : 503, json{{"ok", ok}, {"node_id", options_.node_id}});
+      if (path == "/metrics") {
+        return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", status_.ToPrometheus()};
+      }
+      std::string why = status_.Unhealthy(options_.health_max_lag_seconds, options_.health_max_lagging_peers);
+      json body{{"ok", why.empty()}, {"node_id", options_.node_id}};
+      if (!why.empty()) body["reason"] = why;
+      return JsonResponse(why.empty() ? 200 : 503, body);
     }
     return ErrorResponse(404, "no such endpoint: " + path);
   } catch (const UnavailableError& e) {

@@ -6,7 +6,9 @@
 //   POST /v1/push    a batch of a peer's changes; answers with the position
 //                    now held (the acknowledgement)
 //   GET  /status     the node's status as JSON
-//   GET  /health     200 while the database answers, else 503
+//   GET  /metrics    the same figures for Prometheus
+//   GET  /health     200 while the database answers and peers keep up,
+//                    else 503 with the reason (for anycast health checks)
 //
 // With auth configured, /v1/* requests must carry a valid signature (401
 // otherwise, before the body is even parsed).
@@ -57,6 +59,9 @@ class Router {
     Scope scope = Scope::kAll;
     // Verifies peer requests' signatures; null when auth is off.
     RequestVerifier* verifier = nullptr;
+    // /health thresholds (see Config).
+    double health_max_lag_seconds = 60;
+    int health_max_lagging_peers = 0;
   };
   // The database work, done by the caller's applier (serialized there).
   // Both may throw UnavailableError.

@@ -27,6 +27,26 @@ std::string FormatTime(int64_t micros) {
 
 namespace {
 
+const std::vector<double>& ApplyBounds() {
+  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+  return b;
+}
+
+// A Prometheus label value: backslash, quote and newline escaped.
+std::string Label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 json TimeOrNull(int64_t micros) { return micros > 0 ? json(FormatTime(micros)) : json(nullptr); }
 
 double Seconds(int64_t micros) { return static_cast<double>(micros) / 1e6; }
@@ -44,6 +64,111 @@ StatusBoard::StatusBoard(const Config& config, std::string database_target)
     s.url = p.url;
     peers_.push_back(s);
   }
+}
+
+void StatusBoard::ObserveApplyDuration(double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (apply_buckets_.empty()) apply_buckets_.assign(ApplyBounds().size(), 0);
+  for (size_t i = 0; i < ApplyBounds().size(); ++i) {
+    if (seconds <= ApplyBounds()[i]) apply_buckets_[i]++;
+  }
+  apply_count_++;
+  apply_sum_ += seconds;
+}
+
+std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers) const {
+  const int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!db_ok_) return "database unreachable: " + db_error_;
+  std::string lagging;
+  int count = 0;
+  for (const PeerState& p : peers_) {
+    if (p.queue_depth <= 0 || !p.oldest_unacked_hlc) continue;
+    double lag = Seconds(now - *p.oldest_unacked_hlc);
+    if (lag > max_lag_seconds) {
+      ++count;
+      lagging += (lagging.empty() ? "" : ", ") + p.id + " (" + std::to_string(static_cast<int64_t>(lag)) + " s)";
+    }
+  }
+  if (count > max_lagging_peers) {
+    return std::to_string(count) + " peer(s) behind by more than " +
+           std::to_string(static_cast<int64_t>(max_lag_seconds)) + " s: " + lagging;
+  }
+  return "";
+}
+
+std::string StatusBoard::ToPrometheus() const {
+  const int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  auto head = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto line = [&](const std::string& name, const std::string& labels, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + num + "\n";
+  };
+  const std::string node = "node=\"" + Label(node_id_) + "\"";
+  head("zonemesh_info", "gauge", "Node identity and version.");
+  line("zonemesh_info", node + ",version=\"" ZONEMESH_VERSION "\"", 1);
+  head("zonemesh_database_up", "gauge", "1 while the local database answers.");
+  line("zonemesh_database_up", node, db_ok_ ? 1 : 0);
+  head("zonemesh_outbox_unstamped", "gauge", "Committed local changes not yet stamped into a round.");
+  line("zonemesh_outbox_unstamped", node, static_cast<double>(outbox_unstamped_));
+
+  head("zonemesh_peer_queue_depth", "gauge", "Local changes the peer has not acknowledged.");
+  for (const PeerState& p : peers_) line("zonemesh_peer_queue_depth", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.queue_depth));
+  head("zonemesh_peer_lag_seconds", "gauge", "Age of the oldest change the peer has not acknowledged.");
+  for (const PeerState& p : peers_) {
+    double lag = p.queue_depth > 0 && p.oldest_unacked_hlc ? std::max(0.0, Seconds(now - *p.oldest_unacked_hlc)) : 0;
+    line("zonemesh_peer_lag_seconds", node + ",peer=\"" + Label(p.id) + "\"", lag);
+  }
+  head("zonemesh_peer_connected", "gauge", "1 when the last exchange with the peer succeeded.");
+  for (const PeerState& p : peers_) line("zonemesh_peer_connected", node + ",peer=\"" + Label(p.id) + "\"", p.connected ? 1 : 0);
+  head("zonemesh_peer_state", "gauge", "The peer link's state (1 for the current one).");
+  for (const PeerState& p : peers_) {
+    for (const char* st : {"starting", "ok", "retrying", "refused", "needs-resync"}) {
+      line("zonemesh_peer_state", node + ",peer=\"" + Label(p.id) + "\",state=\"" + st + "\"", p.state == st ? 1 : 0);
+    }
+  }
+  head("zonemesh_batches_sent_total", "counter", "Batches the peer acknowledged.");
+  for (const PeerState& p : peers_) line("zonemesh_batches_sent_total", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.batches_sent));
+  head("zonemesh_changes_sent_total", "counter", "Changes the peer acknowledged.");
+  for (const PeerState& p : peers_) line("zonemesh_changes_sent_total", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.changes_sent));
+  head("zonemesh_bytes_sent_total", "counter", "Bytes of batches the peer acknowledged.");
+  for (const PeerState& p : peers_) line("zonemesh_bytes_sent_total", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.bytes_sent));
+  head("zonemesh_push_failures_total", "counter", "Failed exchanges with the peer.");
+  for (const PeerState& p : peers_) line("zonemesh_push_failures_total", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.failures));
+
+  head("zonemesh_batches_applied_total", "counter", "Batches applied from the origin.");
+  for (const auto& [id, o] : origins_) line("zonemesh_batches_applied_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.batches));
+  head("zonemesh_changes_applied_total", "counter", "Changes applied from the origin.");
+  for (const auto& [id, o] : origins_) line("zonemesh_changes_applied_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.changes));
+  head("zonemesh_duplicates_skipped_total", "counter", "Re-sent changes acknowledged without applying.");
+  for (const auto& [id, o] : origins_) line("zonemesh_duplicates_skipped_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.duplicates));
+  head("zonemesh_conflicts_total", "counter", "Conflicts recorded while applying the origin's changes.");
+  for (const auto& [id, o] : origins_) line("zonemesh_conflicts_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.conflicts));
+  head("zonemesh_failed_changes_total", "counter", "Changes the database refused (recorded in the conflict log).");
+  for (const auto& [id, o] : origins_) line("zonemesh_failed_changes_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.failed));
+  head("zonemesh_conflict_log_rows", "gauge", "Rows in the conflict log.");
+  line("zonemesh_conflict_log_rows", node, static_cast<double>(conflicts_total_));
+  head("zonemesh_parked_changes", "gauge", "Changes waiting for their zone to arrive.");
+  line("zonemesh_parked_changes", node, static_cast<double>(parked_total_));
+  head("zonemesh_rejected_requests_total", "counter", "Peer requests refused (malformed, unauthenticated, incompatible).");
+  line("zonemesh_rejected_requests_total", node, static_cast<double>(rejected_requests_));
+
+  head("zonemesh_apply_duration_seconds", "histogram", "Time to apply one batch.");
+  for (size_t i = 0; i < ApplyBounds().size(); ++i) {
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", ApplyBounds()[i]);
+    line("zonemesh_apply_duration_seconds_bucket", node + ",le=\"" + le + "\"",
+         apply_buckets_.empty() ? 0 : static_cast<double>(apply_buckets_[i]));
+  }
+  line("zonemesh_apply_duration_seconds_bucket", node + ",le=\"+Inf\"", static_cast<double>(apply_count_));
+  line("zonemesh_apply_duration_seconds_sum", node, apply_sum_);
+  line("zonemesh_apply_duration_seconds_count", node, static_cast<double>(apply_count_));
+  return out;
 }
 
 void StatusBoard::SetDatabase(bool ok, const std::string& error) {

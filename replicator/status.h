@@ -76,6 +76,17 @@ class StatusBoard {
 
   nlohmann::json ToJson() const;
 
+  // The same figures in the Prometheus text exposition format (0.0.4).
+  std::string ToPrometheus() const;
+
+  // How long applying one batch took.
+  void ObserveApplyDuration(double seconds);
+
+  // Health for anycast checks: the database answers, and at most
+  // `max_lagging_peers` peers have changes unacknowledged for longer than
+  // `max_lag_seconds`. Returns "" when healthy, else why not.
+  std::string Unhealthy(double max_lag_seconds, int max_lagging_peers) const;
+
  private:
   const std::string node_id_;
   const std::string database_type_;
@@ -93,6 +104,10 @@ class StatusBoard {
   int64_t parked_total_ = 0;
   int64_t rejected_requests_ = 0;
   nlohmann::json powerdns_;
+  // Apply duration histogram: counts per upper bound (seconds), and totals.
+  std::vector<int64_t> apply_buckets_;
+  int64_t apply_count_ = 0;
+  double apply_sum_ = 0;
   std::string last_rejection_;
 };
 

@@ -228,6 +228,40 @@ TEST_P(ServerDatabaseTest, DatabaseCrashedAndRestartedUnderARunningDaemonLosesNo
   EXPECT_TRUE(mesh[1].running());
 }
 
+TEST_P(ServerDatabaseTest, HealthFollowsPeerLagAndTheDatabase) {
+  PrivateServer server(GetParam(), "health");
+  Cluster mesh(2, "health", nlohmann::json{{"health", {{"max_lag_seconds", 1}}}}, {Dialect::kSqlite});
+  mesh[0].UseDatabase(server.Database("pdns"));
+  mesh[0].WriteConfig({{"b", mesh[1].url()}}, nlohmann::json{{"health", {{"max_lag_seconds", 1}}}});
+  mesh[0].Install();
+  mesh.StartAll();
+  auto health = [&](Node& n) { return n.Http("GET", "/health").status; };
+  ASSERT_TRUE(mesh.WaitUntil("a healthy", [&] { return health(mesh[0]) == 200; }));
+
+  // b goes away while a has changes for it: a's queue for b ages past 1 s.
+  ASSERT_EQ(mesh[1].Stop(), 0);
+  {
+    auto c = mesh[0].Connect();
+    PdnsWriter(*c).CreateZone("example.com");
+  }
+  ASSERT_TRUE(mesh.WaitUntil("a unhealthy: b lags", [&] { return health(mesh[0]) == 503; }));
+  EXPECT_NE(mesh[0].Http("GET", "/health").body.find(": b ("), std::string::npos);
+  mesh[1].Start();
+  ASSERT_TRUE(mesh.WaitUntil("a healthy again", [&] { return health(mesh[0]) == 200; }));
+
+  // The database stops: unhealthy; it comes back: healthy.
+  server.Run("kill");
+  ASSERT_TRUE(mesh.WaitUntil("a unhealthy: database down", [&] { return health(mesh[0]) == 503; }));
+  EXPECT_NE(mesh[0].Http("GET", "/health").body.find("database"), std::string::npos);
+  server.Run("start");
+  ASSERT_TRUE(mesh.WaitUntil("a healthy after the database returned", [&] { return health(mesh[0]) == 200; }));
+
+  auto metrics = mesh[0].Http("GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("zonemesh_peer_queue_depth{node=\"a\",peer=\"b\"} 0"), std::string::npos)
+      << metrics.body;
+}
+
 INSTANTIATE_TEST_SUITE_P(ServerDatabases, ServerDatabaseTest,
                          ::testing::Values(Dialect::kPostgres, Dialect::kMysql),
                          [](const auto& info) { return DialectParamName(info.param); });

@@ -6,6 +6,10 @@
 
 #include <cctype>
 #include <map>
+#include <cstring>
+#include <sstream>
+#include <set>
+#include <regex>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -608,6 +612,86 @@ TEST_F(RouterTest, ScopesSplitPeerAndReadOnlyEndpoints) {
   EXPECT_EQ(Request("GET", "/health").status, 200);
   EXPECT_EQ(Push(SecondBatch()).status, 404);
   EXPECT_EQ(conn_->Query("SELECT COUNT(*) FROM records WHERE name = 'mail.example.com'")[0][0].AsInt(), 0);
+}
+
+// ---------------------------------------------------------- monitoring --
+
+// Checks the Prometheus text format: HELP/TYPE before samples of a family,
+// every sample `name{labels} value` with a finite number.
+std::vector<std::string> PrometheusProblems(const std::string& text) {
+  static const std::regex sample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$)");
+  static const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  std::vector<std::string> problems;
+  std::set<std::string> typed;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (line.rfind("# HELP ", 0) == 0) continue;
+    if (line.rfind("# TYPE ", 0) == 0) {
+      if (!std::regex_match(line, m, type)) problems.push_back("bad TYPE line: " + line);
+      else typed.insert(m[1]);
+      continue;
+    }
+    if (!std::regex_match(line, m, sample)) {
+      problems.push_back("bad sample: " + line);
+      continue;
+    }
+    std::string family = m[1];
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      if (family.size() > strlen(suffix) && family.compare(family.size() - strlen(suffix), strlen(suffix), suffix) == 0 &&
+          typed.count(family.substr(0, family.size() - strlen(suffix))))
+        family = family.substr(0, family.size() - strlen(suffix));
+    }
+    if (!typed.count(family)) problems.push_back("sample before its TYPE: " + line);
+  }
+  return problems;
+}
+
+TEST_F(RouterTest, MetricsAreValidPrometheusTextWithRealFigures) {
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  board_->ObserveApplyDuration(0.003);
+  board_->UpdatePeer("ns1", [](PeerState& p) {
+    p.queue_depth = 7;
+    p.batches_sent = 3;
+  });
+  HttpResponse r = Request("GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type.rfind("text/plain; version=0.0.4", 0), 0u) << r.content_type;
+  auto problems = PrometheusProblems(r.body);
+  EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << r.body;
+  EXPECT_NE(r.body.find("zonemesh_peer_queue_depth{node=\"ns2\",peer=\"ns1\"} 7\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("zonemesh_changes_applied_total{node=\"ns2\",origin=\"ns1\"} 3\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("zonemesh_apply_duration_seconds_bucket{node=\"ns2\",le=\"0.005\"} 1\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("zonemesh_apply_duration_seconds_count{node=\"ns2\"} 1\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("zonemesh_database_up{node=\"ns2\"} 1\n"), std::string::npos);
+}
+
+TEST_F(RouterTest, HealthFailsWhileAPeerLagsOrTheDatabaseIsDown) {
+  Router::Options o{"ns2", "F", {"ns1"}};
+  o.health_max_lag_seconds = 30;
+  Reconfigure(o);
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  // Changes queued for ns1 for two minutes: it lags.
+  board_->UpdatePeer("ns1", [](PeerState& p) {
+    p.queue_depth = 12;
+    p.oldest_unacked_hlc = NowMicros() - 120 * 1000000LL;
+  });
+  HttpResponse lagging = Request("GET", "/health");
+  EXPECT_EQ(lagging.status, 503);
+  EXPECT_NE(lagging.body.find("ns1"), std::string::npos) << lagging.body;
+  // Allowing one lagging peer makes it healthy again.
+  o.health_max_lagging_peers = 1;
+  Reconfigure(o);
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  board_->UpdatePeer("ns1", [](PeerState& p) { p.queue_depth = 0; });
+  board_->SetDatabase(false, "connection refused");
+  HttpResponse down = Request("GET", "/health");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_NE(down.body.find("database"), std::string::npos) << down.body;
+  board_->SetDatabase(true, "");
+  EXPECT_EQ(Request("GET", "/health").status, 200);
 }
 
 }  // namespace
