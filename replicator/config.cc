@@ -361,6 +361,10 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     c.health_max_lagging_peers = static_cast<int>(h.Int("max_lagging_peers", 0, 0, 1000));
     h.RejectUnknown();
   }
+  c.history_retention_seconds =
+      s.Int("history_retention_seconds", c.history_retention_seconds, 10, int64_t{10} * 365 * 86400);
+  if (c.history_retention_seconds < c.outbox_retention_seconds)
+    s.Fail("history_retention_seconds", "must be at least outbox_retention_seconds");
   c.log_level = s.String("log_level", false, c.log_level);
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
   if (!levels.count(c.log_level))

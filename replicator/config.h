@@ -130,6 +130,14 @@ struct Config {
   // Acknowledged outbox rows older than this are deleted.
   int64_t outbox_retention_seconds = 3600;
 
+  // How far back the mesh keeps history: outbox rows (acknowledged or not)
+  // and tombstones of deleted rows older than this are deleted, and changes
+  // older than this are refused. A node cut off for longer cannot catch up
+  // incrementally (it could resurrect deleted rows): it is marked
+  // "needs-resync" on both sides and must `zonemesh join` again. Zone
+  // tombstones (incarnations) are kept forever.
+  int64_t history_retention_seconds = 7 * 86400;
+
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 };

@@ -232,6 +232,15 @@ struct Daemon::Impl {
         int64_t n = outbox.Purge(*min_acked, now - config.outbox_retention_seconds * 1000000LL);
         if (n > 0) spdlog::info("purged {} acknowledged outbox row(s)", n);
       }
+      const int64_t horizon = now - config.history_retention_seconds * 1000000LL;
+      int64_t expired = outbox.ExpireHistory(horizon);
+      if (expired > 0) {
+        spdlog::warn("{} outbox row(s) passed the history retention of {} s unacknowledged; peers "
+                     "that had not received them need a resync",
+                     expired, config.history_retention_seconds);
+      }
+      int64_t tombstones = outbox.ExpireTombstones(horizon);
+      if (tombstones > 0) spdlog::info("forgot {} tombstone(s) older than the history retention", tombstones);
     }
     ApplierUpkeep(parked > 0 && now - last_parked_retry > 10 * 1000000LL);
     if (parked > 0 && now - last_parked_retry > 10 * 1000000LL) last_parked_retry = now;
@@ -320,6 +329,7 @@ int Daemon::Run() {
   ropts.scope = cfg.status_listen ? Router::Scope::kPeers : Router::Scope::kAll;
   ropts.health_max_lag_seconds = cfg.health_max_lag_seconds;
   ropts.health_max_lagging_peers = cfg.health_max_lagging_peers;
+  ropts.history_retention_seconds = cfg.history_retention_seconds;
   Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
                           [&m](const std::string& o) { return m.Acknowledged(o); }};
   auto router = std::make_shared<Router>(ropts, backend, m.status);

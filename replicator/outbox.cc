@@ -265,6 +265,49 @@ int64_t Outbox::Purge(const Position& acked_by_all, int64_t older_than_hlc) {
   return deleted;
 }
 
+int64_t Outbox::ExpireHistory(int64_t horizon_hlc) {
+  int64_t deleted = 0;
+  for (;;) {
+    auto rows = conn_.Query(
+        "SELECT id, csn FROM zm_outbox WHERE csn IS NOT NULL AND hlc < ? ORDER BY csn, id LIMIT " +
+            std::to_string(kStampPage),
+        {horizon_hlc});
+    if (rows.empty()) break;
+    size_t n = 1;
+    while (n < rows.size()) n *= 2;
+    db::Params params;
+    for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
+    db::Transaction tx(conn_);
+    conn_.Execute("DELETE FROM zm_outbox WHERE id IN (" + Marks(n) + ")", params);
+    Position last{rows.back()[1].AsInt(), rows.back()[0].AsInt()};
+    if (last > PurgedUpTo()) MetaSet("purged_upto", last.ToString());
+    tx.Commit();
+    deleted += static_cast<int64_t>(rows.size());
+    if (rows.size() < static_cast<size_t>(kStampPage)) break;
+  }
+  return deleted;
+}
+
+int64_t Outbox::ExpireTombstones(int64_t horizon_hlc) {
+  int64_t deleted = 0;
+  for (;;) {
+    auto rows = conn_.Query(
+        "SELECT tbl, kid FROM zm_rowver WHERE deleted = 1 AND tbl <> 'domains' AND hlc > 0 AND hlc < ? "
+        "LIMIT " + std::to_string(kStampPage),
+        {horizon_hlc});
+    if (rows.empty()) break;
+    db::Transaction tx(conn_);
+    for (const db::Row& r : rows) {
+      // Re-checked under the delete: a write since the select keeps it.
+      deleted += conn_.Execute("DELETE FROM zm_rowver WHERE tbl = ? AND kid = ? AND deleted = 1 AND hlc < ?",
+                               {r[0], r[1], horizon_hlc});
+    }
+    tx.Commit();
+    if (rows.size() < static_cast<size_t>(kStampPage)) break;
+  }
+  return deleted;
+}
+
 Position Outbox::PurgedUpTo() { return ParsePosition(MetaGet("purged_upto")); }
 
 }  // namespace zonemesh

@@ -71,6 +71,14 @@ class Outbox {
   // `older_than_hlc`, a page at a time. Returns rows deleted.
   int64_t Purge(const Position& acked_by_all, int64_t older_than_hlc);
 
+  // Deletes rows older than `horizon_hlc` whether acknowledged or not; a
+  // peer that had not received them needs a resync. Returns rows deleted.
+  int64_t ExpireHistory(int64_t horizon_hlc);
+
+  // Deletes tombstones of rows (zones excluded: their incarnations must
+  // stay) whose delete is older than `horizon_hlc`. Returns rows deleted.
+  int64_t ExpireTombstones(int64_t horizon_hlc);
+
   // The highest position purged so far: a peer acknowledged before it has
   // lost history and needs a resync.
   Position PurgedUpTo();

@@ -152,8 +152,17 @@ bool PeerLink::Step() {
   }
   Position purged = outbox_->PurgedUpTo();
   if (cursor_ < purged) {
-    Fail("needs-resync", "the peer holds " + cursor_.ToString() + " but changes up to " +
-                             purged.ToString() + " were purged here; it needs a resync");
+    const std::string why = "it holds " + cursor_.ToString() + " of " + config_.node_id +
+                            "'s changes, but changes up to " + purged.ToString() +
+                            " passed the history retention and were purged";
+    Fail("needs-resync", "peer needs a resync: " + why);
+    // Tell it, so that its own status and health say so.
+    json notice{{"v", kProtocolVersion},
+                {"origin", config_.node_id},
+                {"target", peer_.id},
+                {"fingerprint", fingerprint_},
+                {"needs_resync", why}};
+    Post("/v1/notice", notice.dump());
     return false;
   }
 
@@ -186,6 +195,13 @@ bool PeerLink::Step() {
                   cursor_.ToString());
     RefreshQueue(false);
     return true;
+  }
+  json answer = json::parse(r.body, nullptr, false);
+  if (r.status == 409 && answer.is_object() && answer.value("needs_resync", false)) {
+    // The peer refuses changes this old: this node was away too long.
+    status_.MarkNeedsResync(peer_.id, ErrorOf(r));
+    Fail("needs-resync", ErrorOf(r));
+    return false;
   }
   if (r.status == 409 && ack) {
     spdlog::warn("peer {} holds {} of this node's stream; resending from there", peer_.id,

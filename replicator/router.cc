@@ -32,7 +32,8 @@ std::string PathOf(const std::string& target) {
 HttpResponse Router::Handle(const HttpRequest& req) const {
   const std::string path = PathOf(req.target);
   try {
-    if ((path == "/v1/push" || path == "/v1/hello") && options_.scope != Scope::kReadOnly) {
+    if ((path == "/v1/push" || path == "/v1/hello" || path == "/v1/notice") &&
+        options_.scope != Scope::kReadOnly) {
       if (req.method != "POST") return ErrorResponse(405, path + " takes POST");
       if (options_.verifier) {
         const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -45,6 +46,7 @@ HttpResponse Router::Handle(const HttpRequest& req) const {
           return ErrorResponse(401, why);
         }
       }
+      if (path == "/v1/notice") return Notice(req);
       return path == "/v1/push" ? Push(req) : Hello(req);
     }
     if ((path == "/status" || path == "/health" || path == "/metrics") &&
@@ -109,6 +111,22 @@ HttpResponse Router::Hello(const HttpRequest& req) const {
   return JsonResponse(200, json{{"node_id", options_.node_id}, {"ack", PositionJson(ack)}});
 }
 
+HttpResponse Router::Notice(const HttpRequest& req) const {
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("origin") || !j["origin"].is_string() ||
+      !j.contains("target") || !j["target"].is_string() || !j.contains("fingerprint") ||
+      !j["fingerprint"].is_string() || !j.contains("needs_resync") || !j["needs_resync"].is_string()) {
+    return ErrorResponse(400, "notice must be {\"origin\", \"target\", \"fingerprint\", \"needs_resync\"}");
+  }
+  const std::string origin = j["origin"].get<std::string>();
+  HttpResponse check = CheckSender(origin, j["target"].get<std::string>(), j["fingerprint"].get<std::string>());
+  if (check.status) return check;
+  const std::string reason = j["needs_resync"].get<std::string>();
+  spdlog::error("peer {} says this node needs a resync: {}; run `zonemesh join --from {}`", origin, reason, origin);
+  status_.MarkNeedsResync(origin, reason);
+  return JsonResponse(200, json{{"node_id", options_.node_id}});
+}
+
 HttpResponse Router::Push(const HttpRequest& req) const {
   Batch batch;
   try {
@@ -120,6 +138,20 @@ HttpResponse Router::Push(const HttpRequest& req) const {
   }
   HttpResponse check = CheckSender(batch.origin, batch.target, batch.fingerprint);
   if (check.status) return check;
+
+  // A change older than the history this node keeps may be undoing a
+  // delete whose tombstone is gone: its sender must resync, not continue.
+  const int64_t horizon = NowMicros() - options_.history_retention_seconds * 1000000LL;
+  for (const Change& c : batch.changes) {
+    if (c.version.hlc < horizon) {
+      std::string why = "change " + c.pos.ToString() + " of " + batch.origin + " was written at " +
+                        FormatTime(c.version.hlc) + ", before this node's history retention of " +
+                        std::to_string(options_.history_retention_seconds) + " s";
+      status_.RecordRejected(batch.origin, why);
+      spdlog::error("refusing {}: {}; it needs a resync", batch.origin, why);
+      return JsonResponse(409, json{{"error", "needs-resync: " + why}, {"needs_resync", true}});
+    }
+  }
 
   ApplyResult r = backend_.apply(batch);
   int64_t newest = batch.changes.empty() ? 0 : batch.changes.back().version.hlc;

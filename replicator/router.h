@@ -5,6 +5,7 @@
 //                    holds of its stream (so the peer resumes from there)
 //   POST /v1/push    a batch of a peer's changes; answers with the position
 //                    now held (the acknowledgement)
+//   POST /v1/notice  a peer tells this node it needs a resync
 //   GET  /status     the node's status as JSON
 //   GET  /metrics    the same figures for Prometheus
 //   GET  /health     200 while the database answers and peers keep up,
@@ -62,6 +63,8 @@ class Router {
     // /health thresholds (see Config).
     double health_max_lag_seconds = 60;
     int health_max_lagging_peers = 0;
+    // Changes older than this are refused: the sender needs a resync.
+    int64_t history_retention_seconds = 7 * 86400;
   };
   // The database work, done by the caller's applier (serialized there).
   // Both may throw UnavailableError.
@@ -79,6 +82,7 @@ class Router {
  private:
   HttpResponse Push(const HttpRequest& req) const;
   HttpResponse Hello(const HttpRequest& req) const;
+  HttpResponse Notice(const HttpRequest& req) const;
   // Checks the parts of a hello or push that identify the sender; returns a
   // response to send back, or status 0 when the sender is acceptable.
   HttpResponse CheckSender(const std::string& origin, const std::string& target,

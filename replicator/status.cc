@@ -80,6 +80,10 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
   const int64_t now = NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
   if (!db_ok_) return "database unreachable: " + db_error_;
+  if (!needs_resync_.empty()) {
+    return "this node needs a resync (`zonemesh join`): " + needs_resync_.begin()->first + ": " +
+           needs_resync_.begin()->second;
+  }
   std::string lagging;
   int count = 0;
   for (const PeerState& p : peers_) {
@@ -155,6 +159,8 @@ std::string StatusBoard::ToPrometheus() const {
   line("zonemesh_conflict_log_rows", node, static_cast<double>(conflicts_total_));
   head("zonemesh_parked_changes", "gauge", "Changes waiting for their zone to arrive.");
   line("zonemesh_parked_changes", node, static_cast<double>(parked_total_));
+  head("zonemesh_needs_resync", "gauge", "1 when this node lacks history a peer no longer has.");
+  line("zonemesh_needs_resync", node, needs_resync_.empty() ? 0 : 1);
   head("zonemesh_rejected_requests_total", "counter", "Peer requests refused (malformed, unauthenticated, incompatible).");
   line("zonemesh_rejected_requests_total", node, static_cast<double>(rejected_requests_));
 
@@ -229,6 +235,11 @@ void StatusBoard::SetPowerDns(json powerdns) {
   powerdns_ = std::move(powerdns);
 }
 
+void StatusBoard::MarkNeedsResync(const std::string& peer, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  needs_resync_[peer] = reason;
+}
+
 void StatusBoard::SetTotals(int64_t conflicts, int64_t parked) {
   std::lock_guard<std::mutex> lock(mu_);
   conflicts_total_ = conflicts;
@@ -287,6 +298,11 @@ json StatusBoard::ToJson() const {
               {"parked_changes", parked_total_},
               {"rejected_requests", rejected_requests_},
               {"powerdns", powerdns_},
+              {"needs_resync", [&] {
+                 json a = json::array();
+                 for (const auto& [peer, reason] : needs_resync_) a.push_back({{"peer", peer}, {"reason", reason}});
+                 return a;
+               }()},
               {"last_rejection", last_rejection_.empty() ? json(nullptr) : json(last_rejection_)}};
 }
 

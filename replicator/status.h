@@ -74,6 +74,10 @@ class StatusBoard {
   // The PowerDNS notifier's figures (null when not configured).
   void SetPowerDns(nlohmann::json powerdns);
 
+  // This node lacks history `peer` no longer has (or holds changes older
+  // than `peer` accepts): it needs `zonemesh join`. /health fails until then.
+  void MarkNeedsResync(const std::string& peer, const std::string& reason);
+
   nlohmann::json ToJson() const;
 
   // The same figures in the Prometheus text exposition format (0.0.4).
@@ -104,6 +108,7 @@ class StatusBoard {
   int64_t parked_total_ = 0;
   int64_t rejected_requests_ = 0;
   nlohmann::json powerdns_;
+  std::map<std::string, std::string> needs_resync_;  // peer -> reason
   // Apply duration histogram: counts per upper bound (seconds), and totals.
   std::vector<int64_t> apply_buckets_;
   int64_t apply_count_ = 0;

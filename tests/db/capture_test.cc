@@ -53,6 +53,8 @@ class CaptureTest : public ::testing::TestWithParam<Dialect> {
     return out;
   }
 
+  int64_t LastOutboxIdCount() { return conn_->Query("SELECT COUNT(*) FROM zm_outbox")[0][0].AsInt(); }
+
   int64_t LastOutboxId() {
     auto rows = conn_->Query("SELECT MAX(id) FROM zm_outbox");
     return rows[0][0].IsNull() ? 0 : rows[0][0].AsInt();
@@ -371,6 +373,32 @@ TEST_P(CaptureTest, ARoundHoldsWholeTransactions) {
   Batch last = box.ReadBatch(rest.changes.back().pos, 4, 1 << 20);
   EXPECT_TRUE(last.round_complete);
   EXPECT_EQ(last.changes.size(), 3u);
+}
+
+TEST_P(CaptureTest, ExpiringHistoryKeepsZoneIncarnations) {
+  w_->CreateZone("example.com");
+  w_->AddRecord("example.com", "gone.example.com", "A", "192.0.2.1");
+  w_->DeleteRecord("example.com", "gone.example.com", "A", "192.0.2.1");
+  w_->CreateZone("deleted.example");
+  w_->DeleteZone("deleted.example");
+  zonemesh::Outbox box(*conn_, "n1");
+  box.StampRound();
+  const Position last = box.LastPosition();
+  const int64_t future = conn_->Query("SELECT MAX(hlc) FROM zm_outbox")[0][0].AsInt() + 1;
+  auto tombstones = [&](const std::string& tbl) {
+    return conn_->Query("SELECT COUNT(*) FROM zm_rowver WHERE deleted = 1 AND tbl = ?", {tbl})[0][0].AsInt();
+  };
+  ASSERT_GE(tombstones("records"), 1);
+  ASSERT_EQ(tombstones("domains"), 1);
+  EXPECT_GE(box.ExpireTombstones(future), 1);
+  EXPECT_EQ(tombstones("records"), 0);
+  EXPECT_EQ(tombstones("domains"), 1) << "a zone's incarnation must never be forgotten";
+  const int64_t rows = LastOutboxIdCount();
+  EXPECT_EQ(box.ExpireHistory(future), rows);
+  EXPECT_EQ(conn_->Query("SELECT COUNT(*) FROM zm_outbox")[0][0].AsInt(), 0);
+  EXPECT_EQ(box.PurgedUpTo(), last);
+  // Live rows' versions stay.
+  EXPECT_GE(conn_->Query("SELECT COUNT(*) FROM zm_rowver WHERE deleted = 0")[0][0].AsInt(), 3);
 }
 
 TEST_P(CaptureTest, UninstallRemovesExactlyWhatInstallAdded) {

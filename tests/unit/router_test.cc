@@ -115,6 +115,14 @@ std::string DbName() {
   return out;
 }
 
+// Router options for node ns2 with peer ns1. The test batches carry 2023
+// clocks (kT0), so the history retention reaches back far enough.
+Router::Options NodeOptions() {
+  Router::Options o{"ns2", "F", {"ns1"}};
+  o.history_retention_seconds = 20LL * 365 * 86400;
+  return o;
+}
+
 class RouterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -135,7 +143,7 @@ class RouterTest : public ::testing::Test {
     Router::Backend backend;
     backend.apply = [this](const Batch& b) { return applier_->Apply(b); };
     backend.acknowledged = [this](const std::string& o) { return applier_->Acknowledged(o); };
-    router_ = std::make_unique<Router>(Router::Options{"ns2", "F", {"ns1"}}, std::move(backend),
+    router_ = std::make_unique<Router>(NodeOptions(), std::move(backend),
                                        *board_);
   }
 
@@ -517,7 +525,7 @@ class AuthRouterTest : public RouterTest {
   void SetUp() override {
     RouterTest::SetUp();
     verifier_ = std::make_unique<RequestVerifier>(kSecret, std::chrono::seconds(300));
-    Router::Options o{"ns2", "F", {"ns1"}};
+    Router::Options o = NodeOptions();
     o.verifier = verifier_.get();
     Reconfigure(o);
   }
@@ -600,12 +608,12 @@ TEST_F(AuthRouterTest, StaleTimestampIsRefused) {
 }
 
 TEST_F(RouterTest, ScopesSplitPeerAndReadOnlyEndpoints) {
-  Router::Options peers{"ns2", "F", {"ns1"}};
+  Router::Options peers = NodeOptions();
   peers.scope = Router::Scope::kPeers;
   Reconfigure(peers);
   EXPECT_EQ(Request("GET", "/status").status, 404);
   EXPECT_EQ(Push(FirstBatch()).status, 200);
-  Router::Options read_only{"ns2", "F", {"ns1"}};
+  Router::Options read_only = NodeOptions();
   read_only.scope = Router::Scope::kReadOnly;
   Reconfigure(read_only);
   EXPECT_EQ(Request("GET", "/status").status, 200);
@@ -669,7 +677,7 @@ TEST_F(RouterTest, MetricsAreValidPrometheusTextWithRealFigures) {
 }
 
 TEST_F(RouterTest, HealthFailsWhileAPeerLagsOrTheDatabaseIsDown) {
-  Router::Options o{"ns2", "F", {"ns1"}};
+  Router::Options o = NodeOptions();
   o.health_max_lag_seconds = 30;
   Reconfigure(o);
   EXPECT_EQ(Request("GET", "/health").status, 200);
@@ -692,6 +700,34 @@ TEST_F(RouterTest, HealthFailsWhileAPeerLagsOrTheDatabaseIsDown) {
   EXPECT_NE(down.body.find("database"), std::string::npos) << down.body;
   board_->SetDatabase(true, "");
   EXPECT_EQ(Request("GET", "/health").status, 200);
+}
+
+TEST_F(RouterTest, ChangesOlderThanTheHistoryRetentionAreRefusedAsNeedingResync) {
+  Router::Options o = NodeOptions();
+  o.history_retention_seconds = 7 * 86400;  // the 2023 batches are far older
+  Reconfigure(o);
+  HttpResponse r = Push(FirstBatch());
+  EXPECT_EQ(r.status, 409);
+  json j = json::parse(r.body);
+  EXPECT_TRUE(j.value("needs_resync", false)) << r.body;
+  EXPECT_NE(j["error"].get<std::string>().find("history retention"), std::string::npos) << r.body;
+  EXPECT_EQ(conn_->Query("SELECT COUNT(*) FROM domains")[0][0].AsInt(), 0);
+  EXPECT_EQ(applier_->Acknowledged("ns1"), Position{});
+}
+
+TEST_F(RouterTest, NoticeOfNeededResyncFailsHealth) {
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  json notice{{"origin", "ns1"}, {"target", "ns2"}, {"fingerprint", "F"}, {"needs_resync", "history purged"}};
+  EXPECT_EQ(Request("POST", "/v1/notice", notice.dump()).status, 200);
+  HttpResponse h = Request("GET", "/health");
+  EXPECT_EQ(h.status, 503);
+  EXPECT_NE(h.body.find("resync"), std::string::npos) << h.body;
+  json status = json::parse(Request("GET", "/status").body);
+  ASSERT_EQ(status["needs_resync"].size(), 1u);
+  EXPECT_EQ(status["needs_resync"][0]["peer"], "ns1");
+  // A notice from a stranger changes nothing.
+  notice["origin"] = "ns9";
+  EXPECT_EQ(Request("POST", "/v1/notice", notice.dump()).status, 403);
 }
 
 }  // namespace
