@@ -125,6 +125,9 @@ class Connection {
   // (REPEATABLE READ; SQLite: BEGIN IMMEDIATE). Reads do not lock and never
   // see uncommitted rows of other sessions.
   virtual void BeginSnapshot() = 0;
+  // Starts a read-only transaction reading one snapshot, without blocking
+  // writers (SQLite in WAL mode: a deferred read transaction).
+  virtual void BeginReadOnlySnapshot() = 0;
   virtual void Commit() = 0;
   virtual void Rollback() noexcept = 0;
   virtual bool InTransaction() const = 0;

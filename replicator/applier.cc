@@ -406,6 +406,61 @@ Position Applier::Acknowledged(const std::string& origin) {
   return std::max(applied, staged);
 }
 
+ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows) {
+  ApplyResult result;
+  Context ctx;
+  ctx.result = &result;
+  db::Transaction tx(conn_);
+  for (const Change& c : rows) {
+    conn_.ExecuteDdl("SAVEPOINT zm_change");
+    try {
+      ApplyChange(ctx, c);
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      result.applied++;
+    } catch (const db::Error& e) {
+      if (e.transient() || e.connection_lost()) throw;
+      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      spdlog::error("snapshot row {} [{}] refused by the database: {}", c.spec->name, c.key, e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "join", "failed", e.what());
+      result.failed++;
+    }
+  }
+  for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  tx.Commit();
+  return result;
+}
+
+void Applier::RecordPositions(const std::map<std::string, Position>& positions) {
+  schema::SqlDialect d(conn_.dialect());
+  db::Transaction tx(conn_);
+  for (const auto& [origin, pos] : positions) {
+    if (origin == local_node_) continue;
+    conn_.Execute(d.InsertIgnore("zm_applied", {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
+                                 {"origin"}),
+                  {origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
+    auto st = conn_.Query("SELECT csn, id FROM zm_applied WHERE origin = ?" + d.ForUpdate(), {origin});
+    Position held{st[0][0].AsInt(), st[0][1].AsInt()};
+    if (pos <= held) continue;
+    conn_.Execute(
+        "UPDATE zm_applied SET csn = ?, id = ?, staged_csn = ?, staged_id = ?, updated_at = ? WHERE origin = ?",
+        {pos.csn, pos.id, pos.csn, pos.id, NowMicros(), origin});
+    conn_.Execute("DELETE FROM zm_stage WHERE origin = ?", {origin});
+  }
+  tx.Commit();
+}
+
+void Applier::DiscardLocalData() {
+  db::Transaction tx(conn_);
+  for (auto it = schema::PowerDnsTables().rbegin(); it != schema::PowerDnsTables().rend(); ++it) {
+    conn_.Execute("DELETE FROM " + it->name);
+  }
+  for (const char* t : {"zm_rowver", "zm_outbox", "zm_applied", "zm_stage", "zm_parked", "zm_peer"}) {
+    conn_.Execute(std::string("DELETE FROM ") + t);
+  }
+  tx.Commit();
+}
+
 ApplyResult Applier::Apply(const Batch& batch) {
   try {
     return ApplyOnce(batch, false);

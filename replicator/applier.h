@@ -53,6 +53,19 @@ class Applier {
   // The position of `origin`'s stream this node holds (applied or staged).
   Position Acknowledged(const std::string& origin);
 
+  // Merges rows of a join snapshot (no positions) by row version, in one
+  // transaction. Changes the database refuses are recorded, not fatal.
+  ApplyResult ApplySnapshotRows(const std::vector<Change>& rows);
+
+  // After a join: this node holds each origin's stream up to the given
+  // position (kept when it already holds more).
+  void RecordPositions(const std::map<std::string, Position>& positions);
+
+  // Empties the PowerDNS tables and zonemesh's replication state (not the
+  // conflict log, not the commit-round counter): a node about to load a
+  // snapshot because it needs a resync.
+  void DiscardLocalData();
+
   // Re-tries changes parked for zones that exist now; `applied` counts the
   // changes applied or resolved. Cheap when nothing is parked.
   ApplyResult RetryParked();

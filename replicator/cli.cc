@@ -17,6 +17,7 @@
 #include "replicator/http.h"
 #include "replicator/installer.h"
 #include "replicator/outbox.h"
+#include "replicator/snapshot.h"
 #include "replicator/status.h"
 #include "replicator/wire.h"
 
@@ -37,6 +38,7 @@ Commands:
   status      show this node's replication status
   dump        print the canonical dump of the replicated data
   conflicts   list conflicts; resolve the ones parked for an operator
+  join        load a snapshot from a peer (a new node, or one that needs a resync)
   version     print the version
 
 Run `zonemesh <command> --help` for a command's options.
@@ -110,6 +112,22 @@ keep-local, merge, parked, dropped, failed), the reason and when it happened.
 `resolve ID --take local|remote` settles a parked conflict: the local row as
 it is now, or the parked incoming change, becomes a new change of this node
 that has seen both sides, so it wins on every node.
+)"},
+    {"join", R"(Usage: zonemesh join --config FILE --from PEER_ID [--discard-local]
+
+Loads a consistent snapshot of the replicated data from peer PEER_ID (one of
+the config's peers) and merges it into this node's database by row version,
+then records the peer's positions so that, when the daemon starts, every
+peer's stream continues exactly after the snapshot. Memory stays bounded by
+a page of rows, whatever the data size. Stop the daemon first.
+
+A daemon starting on an empty database does this by itself.
+
+  --config FILE     the node's configuration file (required)
+  --from PEER_ID    the peer to copy from (required)
+  --discard-local   empty this node's PowerDNS tables and replication state
+                    first: for a node marked "needs-resync" (its unsent
+                    local changes are lost)
 )"},
     {"version", "Usage: zonemesh version\n\nPrints the version.\n"},
 };
@@ -300,6 +318,36 @@ int Dump(const Args& a) {
   return kExitOk;
 }
 
+int Join(const Args& a) {
+  Config cfg = LoadConfig(a.config);
+  SetupLogging(cfg.log_level);
+  auto from = a.options.find("--from");
+  if (from == a.options.end()) throw UsageError("join needs --from PEER_ID");
+  const PeerConfig* peer = nullptr;
+  for (const PeerConfig& p : cfg.peers) {
+    if (p.id == from->second) peer = &p;
+  }
+  if (!peer) throw UsageError("\"" + from->second + "\" is not one of the config's peers");
+  auto lock_conn = db::Open(cfg.database);
+  RequireInstalled(*lock_conn, cfg.node_id);
+  if (!lock_conn->TryAdvisoryLock("zonemesh-daemon")) {
+    std::cerr << "zonemesh join: a zonemesh daemon is running on " << lock_conn->Describe()
+              << "; stop it first\n";
+    return kExitFailure;
+  }
+  conflict::Policy policy(cfg.conflict.strategy, cfg.conflict.tables,
+                          conflict::StrategyOptions{cfg.conflict.priority, cfg.conflict.plugin});
+  auto conn = db::Open(cfg.database);
+  conn->SetApplying(true);
+  JoinOptions jo{cfg.node_id, peer->id, MeshFingerprint(policy), cfg.auth.secret, peer->endpoint,
+                 peer->base_path, cfg.request_timeout_ms, a.flags.count("--discard-local") > 0};
+  JoinStats st = JoinFromPeer(jo, *conn, policy);
+  std::cout << "joined from " << peer->id << ": " << st.rows << " rows and " << st.tombstones
+            << " tombstones in " << st.pages << " pages; " << peer->id << "'s stream continues after "
+            << st.position.ToString() << "\n";
+  return kExitOk;
+}
+
 int Conflicts(const Args& a) {
   Config cfg = LoadConfig(a.config);
   if (!a.positional.empty() && a.positional[0] == "resolve") {
@@ -400,6 +448,11 @@ int RunCli(const std::vector<std::string>& args) {
     if (cmd == "run") return Run(parse({}));
     if (cmd == "status") return Status(parse({"--json"}));
     if (cmd == "dump") return Dump(parse({"--checksum", "--check"}));
+    if (cmd == "join") {
+      Args a = ParseArgs(args, {"--discard-local"}, {"--from"});
+      if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional[0] + "\"");
+      return Join(a);
+    }
     if (cmd == "conflicts") return Conflicts(ParseArgs(args, {"--pending", "--json"}, {"--limit", "--take"}));
   } catch (const UsageError& e) {
     std::cerr << "zonemesh: " << e.what() << "\n\n" << help->second;

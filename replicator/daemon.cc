@@ -16,6 +16,7 @@
 #include "replicator/pdns_notifier.h"
 #include "replicator/peer_link.h"
 #include "replicator/router.h"
+#include "replicator/snapshot.h"
 #include "replicator/status.h"
 #include "schema/key.h"
 
@@ -30,6 +31,16 @@ std::string MeshFingerprint(const conflict::Policy& policy) {
   return schema::Sha256Hex("zonemesh protocol " + std::to_string(kProtocolVersion) + "\n" +
                            schema::DescribeSpecs(schema::PowerDnsTables()) + policy.Describe())
       .substr(0, 32);
+}
+
+bool IsEmptyNode(db::Connection& conn) {
+  for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+    if (!conn.Query("SELECT 1 FROM " + spec.name + " LIMIT 1").empty()) return false;
+  }
+  for (const char* t : {"zm_applied", "zm_outbox"}) {
+    if (!conn.Query(std::string("SELECT 1 FROM ") + t + " LIMIT 1").empty()) return false;
+  }
+  return true;
 }
 
 struct Daemon::Impl {
@@ -219,6 +230,7 @@ struct Daemon::Impl {
     }
 
     const int64_t now = NowMicros();
+    if (snapshots) snapshots->Reap();
     if (now - last_purge > 10 * 1000000LL) {
       last_purge = now;
       // Rows every configured peer acknowledged, older than the retention.
@@ -267,6 +279,7 @@ struct Daemon::Impl {
   std::vector<std::unique_ptr<PeerLink>> links;
   std::unique_ptr<PowerDnsNotifier> notifier;  // null unless "powerdns" is configured
   std::unique_ptr<RequestVerifier> verifier;
+  std::unique_ptr<SnapshotService> snapshots;
   std::unique_ptr<HttpServer> server;
   std::unique_ptr<HttpServer> status_server;
   std::thread outbox_thread;
@@ -321,7 +334,28 @@ int Daemon::Run() {
                  "write to this node",
                  cfg.listen.ToString());
   }
+  // A node starting with an empty database first loads a snapshot from the
+  // first peer that answers; the first node of a new mesh finds none.
+  if (outbox_conn && !cfg.peers.empty() && IsEmptyNode(*outbox_conn)) {
+    for (const PeerConfig& p : cfg.peers) {
+      try {
+        auto conn = m.Open();
+        conn->SetApplying(true);
+        JoinOptions jo{cfg.node_id, p.id, m.fingerprint, cfg.auth.secret, p.endpoint, p.base_path,
+                       cfg.request_timeout_ms, false};
+        JoinStats st = JoinFromPeer(jo, *conn, m.policy);
+        spdlog::info("empty database: joined from {} ({} rows, {} tombstones)", p.id, st.rows, st.tombstones);
+        break;
+      } catch (const std::exception& e) {
+        spdlog::warn("empty database: no snapshot from {}: {}", p.id, e.what());
+      }
+    }
+  }
+
+  m.snapshots = std::make_unique<SnapshotService>([&m] { return m.Open(); }, cfg.node_id,
+                                                  cfg.history_retention_seconds);
   Router::Options ropts;
+  ropts.snapshots = m.snapshots.get();
   ropts.node_id = cfg.node_id;
   ropts.fingerprint = m.fingerprint;
   for (const PeerConfig& p : cfg.peers) ropts.peer_ids.insert(p.id);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "conflict/strategy.h"
+#include "db/connection.h"
 #include "replicator/config.h"
 
 namespace zonemesh {
@@ -22,6 +23,10 @@ namespace zonemesh {
 // What peers compare before replicating: protocol version, table specs and
 // every table's conflict strategy.
 std::string MeshFingerprint(const conflict::Policy& policy);
+
+// True for a node that holds nothing yet: no PowerDNS rows, nothing applied
+// and nothing captured. Such a node joins from a peer on its first start.
+bool IsEmptyNode(db::Connection& conn);
 
 class Daemon {
  public:

@@ -220,8 +220,9 @@ std::optional<int64_t> Outbox::OldestHlcAfter(const Position& after) {
 
 Position Outbox::LastPosition() {
   auto rows = conn_.Query("SELECT csn, id FROM zm_outbox WHERE csn IS NOT NULL ORDER BY csn DESC, id DESC LIMIT 1");
-  if (rows.empty()) return {ParsePosition(MetaGet("last_csn")).csn, 0};
-  return {rows[0][0].AsInt(), rows[0][1].AsInt()};
+  if (!rows.empty()) return {rows[0][0].AsInt(), rows[0][1].AsInt()};
+  // Everything stamped was purged: the last position is the purged one.
+  return std::max(PurgedUpTo(), Position{ParsePosition(MetaGet("last_csn")).csn, 0});
 }
 
 std::map<std::string, Position> Outbox::LoadCursors() {

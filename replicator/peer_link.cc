@@ -132,7 +132,6 @@ void PeerLink::Hello() {
     if (p.last_error) spdlog::info("peer {}: connected again", peer_.id);
     p.connected = true;
     p.last_error.reset();
-    if (p.state != "ok") p.state = "ok";
     p.last_success_at = NowMicros();
     p.acked = cursor_;
   });

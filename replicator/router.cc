@@ -32,7 +32,8 @@ std::string PathOf(const std::string& target) {
 HttpResponse Router::Handle(const HttpRequest& req) const {
   const std::string path = PathOf(req.target);
   try {
-    if ((path == "/v1/push" || path == "/v1/hello" || path == "/v1/notice") &&
+    const bool snapshot = path.rfind("/v1/snapshot/", 0) == 0;
+    if ((path == "/v1/push" || path == "/v1/hello" || path == "/v1/notice" || snapshot) &&
         options_.scope != Scope::kReadOnly) {
       if (req.method != "POST") return ErrorResponse(405, path + " takes POST");
       if (options_.verifier) {
@@ -47,6 +48,7 @@ HttpResponse Router::Handle(const HttpRequest& req) const {
         }
       }
       if (path == "/v1/notice") return Notice(req);
+      if (snapshot) return Snapshot(path, req);
       return path == "/v1/push" ? Push(req) : Hello(req);
     }
     if ((path == "/status" || path == "/health" || path == "/metrics") &&
@@ -125,6 +127,39 @@ HttpResponse Router::Notice(const HttpRequest& req) const {
   spdlog::error("peer {} says this node needs a resync: {}; run `zonemesh join --from {}`", origin, reason, origin);
   status_.MarkNeedsResync(origin, reason);
   return JsonResponse(200, json{{"node_id", options_.node_id}});
+}
+
+HttpResponse Router::Snapshot(const std::string& path, const HttpRequest& req) const {
+  if (!options_.snapshots) return ErrorResponse(404, "this node serves no snapshots");
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("origin") || !j["origin"].is_string() ||
+      !j.contains("target") || !j["target"].is_string() || !j.contains("fingerprint") ||
+      !j["fingerprint"].is_string()) {
+    return ErrorResponse(400, "snapshot requests are {\"origin\", \"target\", \"fingerprint\", ...}");
+  }
+  HttpResponse check = CheckSender(j["origin"].get<std::string>(), j["target"].get<std::string>(),
+                                   j["fingerprint"].get<std::string>());
+  if (check.status) return check;
+  const std::string token = j.contains("token") && j["token"].is_string() ? j["token"].get<std::string>() : "";
+  try {
+    if (path == "/v1/snapshot/begin") return JsonResponse(200, options_.snapshots->Begin());
+    if (path == "/v1/snapshot/next") {
+      return JsonResponse(200, options_.snapshots->Next(token, j.contains("cursor") ? j["cursor"] : json(nullptr)));
+    }
+    if (path == "/v1/snapshot/end") {
+      options_.snapshots->End(token);
+      return JsonResponse(200, json{{"node_id", options_.node_id}});
+    }
+    return ErrorResponse(404, "no such endpoint: " + path);
+  } catch (const std::out_of_range& e) {
+    return ErrorResponse(404, e.what());
+  } catch (const std::invalid_argument& e) {
+    return ErrorResponse(400, e.what());
+  } catch (const db::Error& e) {
+    throw UnavailableError(std::string("database: ") + e.what());
+  } catch (const std::runtime_error& e) {
+    return ErrorResponse(503, e.what());
+  }
 }
 
 HttpResponse Router::Push(const HttpRequest& req) const {

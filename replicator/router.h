@@ -6,6 +6,8 @@
 //   POST /v1/push    a batch of a peer's changes; answers with the position
 //                    now held (the acknowledgement)
 //   POST /v1/notice  a peer tells this node it needs a resync
+//   POST /v1/snapshot/{begin,next,end}  a joining peer pulls a snapshot
+//                    (replicator/snapshot.h)
 //   GET  /status     the node's status as JSON
 //   GET  /metrics    the same figures for Prometheus
 //   GET  /health     200 while the database answers and peers keep up,
@@ -23,6 +25,7 @@
 
 #include "replicator/applier.h"
 #include "replicator/auth.h"
+#include "replicator/snapshot.h"
 #include "replicator/status.h"
 #include "replicator/wire.h"
 
@@ -65,6 +68,8 @@ class Router {
     int health_max_lagging_peers = 0;
     // Changes older than this are refused: the sender needs a resync.
     int64_t history_retention_seconds = 7 * 86400;
+    // Serves snapshots to joining peers; null: none.
+    SnapshotService* snapshots = nullptr;
   };
   // The database work, done by the caller's applier (serialized there).
   // Both may throw UnavailableError.
@@ -83,6 +88,7 @@ class Router {
   HttpResponse Push(const HttpRequest& req) const;
   HttpResponse Hello(const HttpRequest& req) const;
   HttpResponse Notice(const HttpRequest& req) const;
+  HttpResponse Snapshot(const std::string& path, const HttpRequest& req) const;
   // Checks the parts of a hello or push that identify the sender; returns a
   // response to send back, or status 0 when the sender is acceptable.
   HttpResponse CheckSender(const std::string& origin, const std::string& target,

@@ -107,6 +107,18 @@ std::string TableSql::SelectAll() const {
   return "SELECT NULL" + cols + " FROM " + spec_.name + " t";
 }
 
+std::string TableSql::SelectPage(int limit) const {
+  std::string cols;
+  for (const schema::Column& c : spec_.columns) cols += ", " + ColumnRead("t." + c.name, c.type);
+  std::string zone = spec_.is_child() ? ColumnRead("d.name", ColumnType::kText) : "NULL";
+  std::string join = spec_.is_child()
+                         ? " LEFT JOIN domains d ON d.id = t." + spec_.parent_column
+                         : "";
+  return "SELECT t." + spec_.id_column + ", " + zone + cols + " FROM " + spec_.name + " t" + join +
+         " WHERE t." + spec_.id_column + " > ? ORDER BY t." + spec_.id_column + " LIMIT " +
+         std::to_string(limit);
+}
+
 db::Value TableSql::Normalize(const db::Value& v, ColumnType type) {
   if (v.IsNull()) return v;
   switch (type) {

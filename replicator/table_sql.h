@@ -35,6 +35,10 @@ class TableSql {
   // order: SELECT zone, col1, col2, ... (zone is NULL for non-children).
   std::string SelectAll() const;
 
+  // A page of rows by surrogate id: SELECT id, zone, col1, ... WHERE id > ?
+  // ORDER BY id LIMIT n. REQUIRES: the table has an id column.
+  std::string SelectPage(int limit) const;
+
   // Converts a fetched column to the spec's representation (booleans from
   // 0/1 or t/f, integers from numeric text).
   static db::Value Normalize(const db::Value& v, schema::ColumnType type);

@@ -147,11 +147,13 @@ json ChangeToJson(const Change& c) {
               {"e", VersionToJson(c.epoch)}};
 }
 
-Change ChangeFromJson(const json& j) {
+Change ChangeFromJson(const json& j, bool snapshot_row) {
   if (!j.is_object()) Bad("a change must be an object");
   Change c;
-  c.pos = PositionFrom(Field(j, "p"), "p");
-  if (c.pos.csn < 1 || c.pos.id < 1) Bad("field \"p\" must be positive");
+  if (!snapshot_row) {
+    c.pos = PositionFrom(Field(j, "p"), "p");
+    if (c.pos.csn < 1 || c.pos.id < 1) Bad("field \"p\" must be positive");
+  }
   std::string table = StringField(j, "t");
   c.spec = schema::FindTable(table);
   if (!c.spec) Bad("unknown table \"" + table + "\"");
@@ -178,7 +180,9 @@ Change ChangeFromJson(const json& j) {
   for (size_t i = 0; i < v.size(); ++i) c.row.values.push_back(StrictValue(v[i], c.spec->columns[i]));
 
   c.version = VersionFrom(Field(j, "h"), "h");
-  if (c.version.hlc < 1 || c.version.node.empty()) Bad("field \"h\" must be a real version");
+  const bool unversioned = snapshot_row && c.version.IsZero();
+  if (!unversioned && (c.version.hlc < 1 || c.version.node.empty()))
+    Bad("field \"h\" must be a real version");
   const json& vv = Field(j, "vv");
   if (!vv.is_object() || vv.size() > 1000) Bad("field \"vv\" must be an object of node: hlc");
   for (auto it = vv.begin(); it != vv.end(); ++it) {
@@ -186,7 +190,7 @@ Change ChangeFromJson(const json& j) {
       Bad("field \"vv\" must be an object of node: hlc");
     c.vv.Set(it.key(), it.value().get<int64_t>());
   }
-  if (c.vv.Get(c.version.node) != c.version.hlc)
+  if (!unversioned && c.vv.Get(c.version.node) != c.version.hlc)
     Bad("field \"vv\" does not contain the change's own version");
   c.epoch = VersionFrom(Field(j, "e"), "e");
   if (c.spec->is_zone_table && c.op == 'D' && c.epoch != c.version)

@@ -70,7 +70,10 @@ inline constexpr size_t kMaxValueBytes = 1 << 20;
 nlohmann::json ChangeToJson(const Change& c);
 // Strict: every field present and typed, table and columns as the spec says,
 // key equal to the key computed from the row. Throws WireError.
-Change ChangeFromJson(const nlohmann::json& j);
+// With `snapshot_row` (rows of a join snapshot): no position, and a row
+// never versioned (written before zonemesh was installed) may carry the
+// zero version and an empty vector.
+Change ChangeFromJson(const nlohmann::json& j, bool snapshot_row = false);
 
 std::string EncodeBatch(const Batch& b);
 // Parses and validates a whole batch: version, ids, positions strictly

@@ -117,6 +117,10 @@ class MysqlConnection final : public Connection {
     ExecuteDdl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     ExecuteDdl("START TRANSACTION WITH CONSISTENT SNAPSHOT");
   }
+  void BeginReadOnlySnapshot() override {
+    ExecuteDdl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    ExecuteDdl("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
+  }
   void Commit() override { ExecuteDdl("COMMIT"); }
   // Unconditional: after an error the status behind InTransaction() can be
   // stale (a deadlock rolls the transaction back with no OK packet), and

@@ -301,6 +301,9 @@ class PostgresConnection final : public Connection {
 
   void Begin() override { BeginWith("BEGIN ISOLATION LEVEL READ COMMITTED"); }
   void BeginSnapshot() override { BeginWith("BEGIN ISOLATION LEVEL REPEATABLE READ"); }
+  void BeginReadOnlySnapshot() override {
+    BeginWith("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  }
 
   // PostgreSQL aborts the whole transaction at the first failed statement and
   // then answers COMMIT with a silent ROLLBACK; that is reported as an error.

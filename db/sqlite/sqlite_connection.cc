@@ -71,6 +71,8 @@ class SqliteConnection final : public Connection {
 
   void Begin() override { ExecuteDdl("BEGIN IMMEDIATE"); }
   void BeginSnapshot() override { ExecuteDdl("BEGIN IMMEDIATE"); }
+  // The snapshot starts at the first read; WAL lets writers continue.
+  void BeginReadOnlySnapshot() override { ExecuteDdl("BEGIN DEFERRED"); }
   void Commit() override { ExecuteDdl("COMMIT"); }
   void Rollback() noexcept override {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -146,6 +146,17 @@ TEST_P(DriverTest, SnapshotTransactionDoesNotSeeLaterCommits) {
   EXPECT_EQ(Count(), 2);
 }
 
+TEST_P(DriverTest, ReadOnlySnapshotSeesOneStateAndDoesNotBlockWriters) {
+  auto other = db::Open(cfg_);
+  conn_->Execute("INSERT INTO zt (a) VALUES (1)");
+  conn_->BeginReadOnlySnapshot();
+  EXPECT_EQ(Count(), 1);
+  other->Execute("INSERT INTO zt (a) VALUES (2)");  // a writer is not blocked
+  EXPECT_EQ(Count(), 1);
+  conn_->Commit();
+  EXPECT_EQ(Count(), 2);
+}
+
 TEST_P(DriverTest, UncommittedRowsOfOtherSessionsAreInvisible) {
   if (GetParam() == Dialect::kSqlite) GTEST_SKIP() << "SQLite has a single writer";
   auto other = db::Open(cfg_);

@@ -1,0 +1,319 @@
+#include "replicator/snapshot.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <set>
+#include <stdexcept>
+
+#include "replicator/applier.h"
+#include "replicator/auth.h"
+#include "replicator/http.h"
+#include "replicator/outbox.h"
+#include "replicator/status.h"
+#include "replicator/table_sql.h"
+#include "schema/key.h"
+#include "schema/sql_dialect.h"
+
+namespace zonemesh {
+
+using nlohmann::json;
+
+namespace {
+
+std::string RandomToken() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no random bytes for a token");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += hex[c >> 4];
+    out += hex[c & 0xf];
+  }
+  return out;
+}
+
+std::string Marks(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
+  return out;
+}
+
+json PositionJson(const Position& p) { return json::array({p.csn, p.id}); }
+
+}  // namespace
+
+struct SnapshotService::Session {
+  std::unique_ptr<db::Connection> conn;
+  std::mutex mu;
+  int64_t last_used = 0;
+};
+
+SnapshotService::SnapshotService(ConnectionFactory open, std::string node_id,
+                                 int64_t history_retention_seconds)
+    : open_(std::move(open)),
+      node_id_(std::move(node_id)),
+      history_retention_seconds_(history_retention_seconds) {}
+
+json SnapshotService::Begin() {
+  Reap();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (sessions_.size() >= kMaxSessions) {
+      throw std::runtime_error("too many snapshots in progress on " + node_id_ + "; try again later");
+    }
+  }
+  auto session = std::make_shared<Session>();
+  session->conn = open_();
+  session->conn->BeginReadOnlySnapshot();
+  // Read in the snapshot: the data below and these positions agree.
+  Outbox box(*session->conn, node_id_);
+  const Position position = box.LastPosition();
+  json applied = json::object();
+  for (const db::Row& r : session->conn->Query("SELECT origin, csn, id FROM zm_applied")) {
+    applied[r[0].AsText()] = json::array({r[1].AsInt(), r[2].AsInt()});
+  }
+  session->last_used = NowMicros();
+  const std::string token = RandomToken();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sessions_[token] = session;
+  }
+  spdlog::info("snapshot {} opened at position {}", token.substr(0, 8), position.ToString());
+  return json{{"token", token},
+              {"origin", node_id_},
+              {"position", PositionJson(position)},
+              {"applied", applied},
+              {"horizon", NowMicros() - history_retention_seconds_ * 1000000LL}};
+}
+
+json SnapshotService::Next(const std::string& token, const json& cursor) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(token);
+    if (it == sessions_.end()) throw std::out_of_range("no snapshot with this token (expired?)");
+    s = it->second;
+  }
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->last_used = NowMicros();
+  return Page(*s, cursor);
+}
+
+void SnapshotService::End(const std::string& token) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(token);
+    if (it == sessions_.end()) return;
+    s = it->second;
+    sessions_.erase(it);
+  }
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->conn->Rollback();
+  spdlog::info("snapshot {} closed", token.substr(0, 8));
+}
+
+void SnapshotService::Reap() {
+  const int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second->last_used > 60 * 1000000LL) {
+      spdlog::warn("snapshot {} idle for a minute; closed", it->first.substr(0, 8));
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// The cursor: {"table": index into the specs, "after": last id} while rows
+// are read table by table, then {"tombstones": true, "tbl", "kid"}.
+json SnapshotService::Page(Session& s, const json& cursor) {
+  db::Connection& c = *s.conn;
+  const auto& specs = schema::PowerDnsTables();
+  json rows = json::array();
+
+  if (cursor.is_null() || !cursor.value("tombstones", false)) {
+    size_t t = cursor.is_null() ? 0 : cursor.value("table", size_t{0});
+    int64_t after = cursor.is_null() ? 0 : cursor.value("after", int64_t{0});
+    if (t >= specs.size()) throw std::invalid_argument("bad snapshot cursor");
+    const schema::TableSpec& spec = specs[t];
+    TableSql sql(c.dialect(), spec);
+    std::vector<db::Row> data;
+    bool last_page;
+    if (spec.id_column.empty()) {
+      data = c.Query(sql.SelectAll());  // a small table without ids: one page
+      for (db::Row& r : data) r.insert(r.begin(), db::Value(int64_t{0}));
+      last_page = true;
+    } else {
+      data = c.Query(sql.SelectPage(kPageRows), {after});
+      last_page = data.size() < static_cast<size_t>(kPageRows);
+    }
+    // Images and keys of the page, then their versions in one query.
+    std::vector<Change> changes;
+    std::set<std::string> zones;
+    for (const db::Row& r : data) {
+      Change ch;
+      ch.spec = &spec;
+      ch.op = 'U';
+      if (spec.is_child()) {
+        ch.row.zone = r[1].AsOptText();
+        if (!ch.row.zone) continue;  // a row without a zone does not travel
+        zones.insert(*ch.row.zone);
+      }
+      for (size_t i = 0; i < spec.columns.size(); ++i)
+        ch.row.values.push_back(TableSql::Normalize(r[i + 2], spec.columns[i].type));
+      ch.key = schema::EncodeKey(spec, ch.row);
+      changes.push_back(std::move(ch));
+    }
+    std::map<std::string, db::Row> versions;
+    for (size_t i = 0; i < changes.size(); i += 500) {
+      db::Params p{spec.name};
+      size_t n = std::min<size_t>(500, changes.size() - i);
+      for (size_t k = 0; k < n; ++k) p.push_back(schema::KeyId(c.dialect(), changes[i + k].key));
+      for (db::Row& v : c.Query("SELECT kid, hlc, node, vv, epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = ? AND kid IN (" +
+                                    Marks(n) + ")",
+                                p)) {
+        versions[v[0].AsText()] = std::move(v);
+      }
+    }
+    // Rows never versioned belong to their zone's current incarnation.
+    std::map<std::string, schema::Version> zone_epochs;
+    for (const std::string& z : zones) {
+      auto e = c.Query("SELECT epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = 'domains' AND kid = ?",
+                       {schema::KeyId(c.dialect(), schema::ZoneKey(z))});
+      zone_epochs[z] = e.empty() ? schema::Version{} : schema::Version{e[0][0].AsInt(), e[0][1].AsText()};
+    }
+    for (Change& ch : changes) {
+      auto v = versions.find(schema::KeyId(c.dialect(), ch.key));
+      if (v != versions.end() && v->second[1].AsInt() > 0) {
+        ch.version = {v->second[1].AsInt(), v->second[2].AsText()};
+        ch.vv = schema::VersionVector::FromJson(v->second[3].AsText());
+        ch.epoch = {v->second[4].AsInt(), v->second[5].AsText()};
+      } else if (ch.row.zone) {
+        ch.epoch = zone_epochs[*ch.row.zone];
+      }
+      rows.push_back(ChangeToJson(ch));
+    }
+    json next;
+    if (!last_page) {
+      next = {{"table", t}, {"after", data.back()[0].AsInt()}};
+    } else if (t + 1 < specs.size()) {
+      next = {{"table", t + 1}, {"after", 0}};
+    } else {
+      next = {{"tombstones", true}, {"tbl", ""}, {"kid", ""}};
+    }
+    return json{{"rows", rows}, {"cursor", next}};
+  }
+
+  // Tombstones: the deletes the joining node must know, with their versions.
+  const std::string tbl = cursor.value("tbl", std::string());
+  const std::string kid = cursor.value("kid", std::string());
+  schema::SqlDialect d(c.dialect());
+  db::Params p{tbl};
+  if (d.PositionAfterRepeatsCsn()) p.push_back(tbl);
+  p.push_back(kid);
+  auto data = c.Query(
+      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node FROM zm_rowver WHERE deleted = 1 "
+      "AND hlc > 0 AND " +
+          d.PositionAfter("tbl", "kid") + " ORDER BY tbl, kid LIMIT " + std::to_string(kPageRows),
+      p);
+  for (const db::Row& r : data) {
+    const schema::TableSpec* spec = schema::FindTable(r[0].AsText());
+    if (!spec) continue;
+    Change ch;
+    ch.spec = spec;
+    ch.op = 'D';
+    ch.key = r[2].AsText();
+    try {
+      ch.row = schema::RowImageFromKey(*spec, ch.key);
+    } catch (const std::invalid_argument& e) {
+      spdlog::warn("snapshot: tombstone {} [{}] skipped: {}", spec->name, ch.key, e.what());
+      continue;
+    }
+    ch.version = {r[3].AsInt(), r[4].AsText()};
+    ch.vv = schema::VersionVector::FromJson(r[5].AsText());
+    ch.epoch = {r[6].AsInt(), r[7].AsText()};
+    rows.push_back(ChangeToJson(ch));
+  }
+  json next = nullptr;
+  if (data.size() == static_cast<size_t>(kPageRows)) {
+    next = {{"tombstones", true}, {"tbl", data.back()[0].AsText()}, {"kid", data.back()[1].AsText()}};
+  }
+  return json{{"rows", rows}, {"cursor", next}};
+}
+
+// ------------------------------------------------------------ joining --
+
+JoinStats JoinFromPeer(const JoinOptions& o, db::Connection& apply_conn,
+                       const conflict::Policy& policy) {
+  HttpClient client(o.endpoint, std::chrono::milliseconds(o.timeout_ms));
+  json base{{"v", kProtocolVersion}, {"origin", o.node_id}, {"target", o.peer_id}, {"fingerprint", o.fingerprint}};
+  auto post = [&](const std::string& path, json body) {
+    const std::string text = body.dump();
+    std::map<std::string, std::string> headers;
+    if (!o.auth_secret.empty()) headers = SignRequest(o.auth_secret, "POST", path, text);
+    HttpClient::Response r = client.Request("POST", o.base_path + path, text, headers);
+    json answer = json::parse(r.body, nullptr, false);
+    if (r.status != 200) {
+      std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
+                            ? answer["error"].get<std::string>()
+                            : r.body.substr(0, 200);
+      throw std::runtime_error("peer " + o.peer_id + " answered " + path + " with HTTP " +
+                               std::to_string(r.status) + ": " + why);
+    }
+    if (!answer.is_object()) throw std::runtime_error("peer " + o.peer_id + " sent no JSON for " + path);
+    return answer;
+  };
+
+  Applier applier(apply_conn, policy, o.node_id);
+  json header = post("/v1/snapshot/begin", base);
+  const std::string token = header.value("token", std::string());
+  JoinStats stats;
+  try {
+    const json& pos = header.at("position");
+    stats.position = {pos.at(0).get<int64_t>(), pos.at(1).get<int64_t>()};
+    if (o.discard_local) {
+      spdlog::warn("discarding this node's replicated data before loading {}'s snapshot", o.peer_id);
+      applier.DiscardLocalData();
+    }
+    json cursor = nullptr;
+    for (;;) {
+      json body = base;
+      body["token"] = token;
+      body["cursor"] = cursor;
+      json page = post("/v1/snapshot/next", body);
+      std::vector<Change> rows;
+      for (const json& j : page.at("rows")) {
+        Change c = ChangeFromJson(j, /*snapshot_row=*/true);
+        (c.op == 'D' ? stats.tombstones : stats.rows)++;
+        rows.push_back(std::move(c));
+      }
+      if (!rows.empty()) applier.ApplySnapshotRows(rows);
+      stats.pages++;
+      cursor = page.at("cursor");
+      if (cursor.is_null()) break;
+    }
+    std::map<std::string, Position> positions{{o.peer_id, stats.position}};
+    for (auto it = header.at("applied").begin(); it != header.at("applied").end(); ++it) {
+      positions[it.key()] = {it.value().at(0).get<int64_t>(), it.value().at(1).get<int64_t>()};
+    }
+    applier.RecordPositions(positions);
+  } catch (...) {
+    try {
+      json end = base;
+      end["token"] = token;
+      post("/v1/snapshot/end", end);
+    } catch (...) {
+    }
+    throw;
+  }
+  json end = base;
+  end["token"] = token;
+  post("/v1/snapshot/end", end);
+  return stats;
+}
+
+}  // namespace zonemesh
