@@ -261,7 +261,9 @@ int Status(const Args& a) {
   if (target.host == "::") target.host = "::1";
   json s;
   try {
-    HttpClient client(target, std::chrono::milliseconds(3000));
+    // The listen address serves HTTPS when tls is on; status_listen never.
+    const bool https = !cfg.status_listen && cfg.tls.enabled();
+    HttpClient client(target, std::chrono::milliseconds(3000), 1 << 20, https ? &cfg.tls : nullptr);
     HttpClient::Response r = client.Request("GET", "/status", "");
     if (r.status != 200) throw HttpError("HTTP " + std::to_string(r.status));
     s = json::parse(r.body);
@@ -340,7 +342,8 @@ int Join(const Args& a) {
   auto conn = db::Open(cfg.database);
   conn->SetApplying(true);
   JoinOptions jo{cfg.node_id, peer->id, MeshFingerprint(policy), cfg.auth.secret, peer->endpoint,
-                 peer->base_path, cfg.request_timeout_ms, a.flags.count("--discard-local") > 0};
+                 peer->base_path, cfg.request_timeout_ms, a.flags.count("--discard-local") > 0,
+                 peer->scheme == "https" ? &cfg.tls : nullptr};
   JoinStats st = JoinFromPeer(jo, *conn, policy);
   std::cout << "joined from " << peer->id << ": " << st.rows << " rows and " << st.tombstones
             << " tombstones in " << st.pages << " pages; " << peer->id << "'s stream continues after "

@@ -152,7 +152,6 @@ PeerConfig ParsePeer(const json& j, size_t index, const std::string& file) {
   if (!std::regex_match(p.url, m, re))
     s.Fail(s.Key("url"), "must look like http://host:port, not \"" + p.url + "\"");
   p.scheme = m[1];
-  if (p.scheme == "https") s.Fail(s.Key("url"), "uses https, but no \"tls\" section is configured");
   try {
     p.endpoint = ParseEndpoint(std::string(m[2]) + ":" + std::string(m[3]));
   } catch (const std::invalid_argument& e) {
@@ -324,6 +323,31 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     p.RejectUnknown();
   }
 
+  if (s.Has("tls")) {
+    Section t(s.Get("tls"), "tls", file);
+    auto path = [&](const char* key, bool required) {
+      std::string v = t.String(key, required);
+      if (v.empty()) return v;
+      std::filesystem::path p(v);
+      if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+      std::error_code fec;
+      if (!std::filesystem::is_regular_file(p, fec))
+        t.Fail(std::string("tls.") + key, "cannot be read: " + p.string());
+      return p.lexically_normal().string();
+    };
+    c.tls.cert = path("cert", true);
+    c.tls.key = path("key", true);
+    c.tls.ca = path("ca", false);
+    if (t.Has("require_client_cert")) {
+      const json& v = t.Get("require_client_cert");
+      if (!v.is_boolean()) t.Fail("tls.require_client_cert", "must be true or false");
+      c.tls.require_client_cert = v.get<bool>();
+    }
+    if (c.tls.require_client_cert && c.tls.ca.empty())
+      t.Fail("tls.ca", "is needed to verify client certificates (require_client_cert)");
+    t.RejectUnknown();
+  }
+
   c.database = ParseDatabase(s, base_dir);
 
   if (s.Has("peers")) {
@@ -334,6 +358,8 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
       PeerConfig p = ParsePeer(peers[i], i, file);
       if (p.id == c.node_id)
         s.Fail("peers[" + std::to_string(i) + "].id", "is this node's own id");
+      if (p.scheme == "https" && !c.tls.enabled())
+        s.Fail("peers[" + std::to_string(i) + "].url", "uses https, but no \"tls\" section is configured");
       if (!ids.insert(p.id).second)
         s.Fail("peers[" + std::to_string(i) + "].id", "repeats peer \"" + p.id + "\"");
       c.peers.push_back(std::move(p));

@@ -27,11 +27,23 @@ struct Endpoint {
   std::string ToString() const;
 };
 
+// TLS for the peer endpoint and for pushes to https:// peers.
+struct TlsConfig {
+  std::string cert;  // PEM certificate (chain) this node presents
+  std::string key;   // its PEM private key
+  // PEM CA bundle the mesh's certificates chain to: peers' server
+  // certificates are verified against it (and clients' when required).
+  std::string ca;
+  // Refuse TLS clients without a certificate the CA signed (mutual TLS).
+  bool require_client_cert = false;
+  bool enabled() const { return !cert.empty(); }
+};
+
 struct PeerConfig {
   std::string id;   // the peer's node_id
   std::string url;  // as written, e.g. "http://10.0.0.2:8301"
   // Parsed from url:
-  std::string scheme;  // "http"
+  std::string scheme;  // "http" or "https"
   Endpoint endpoint;
   std::string base_path;  // "" or "/prefix" (no trailing slash)
 };
@@ -87,6 +99,10 @@ struct Config {
 
   // Peer authentication ("auth": {"secret_file": PATH} or {"secret": "..."}).
   AuthConfig auth;
+
+  // TLS ("tls": {"cert", "key", "ca", "require_client_cert"}): the listen
+  // address serves HTTPS, and https:// peer URLs are verified.
+  TlsConfig tls;
 
   PowerDnsConfig powerdns;
 

@@ -342,7 +342,7 @@ int Daemon::Run() {
         auto conn = m.Open();
         conn->SetApplying(true);
         JoinOptions jo{cfg.node_id, p.id, m.fingerprint, cfg.auth.secret, p.endpoint, p.base_path,
-                       cfg.request_timeout_ms, false};
+                       cfg.request_timeout_ms, false, p.scheme == "https" ? &cfg.tls : nullptr};
         JoinStats st = JoinFromPeer(jo, *conn, m.policy);
         spdlog::info("empty database: joined from {} ({} rows, {} tombstones)", p.id, st.rows, st.tombstones);
         break;
@@ -372,6 +372,7 @@ int Daemon::Run() {
   sopts.listen = cfg.listen;
   sopts.max_body_bytes = cfg.max_request_bytes;
   sopts.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  sopts.tls = cfg.tls;
   m.server = std::make_unique<HttpServer>(sopts, [router](const HttpRequest& r) { return router->Handle(r); });
   std::shared_ptr<Router> status_router;
   if (cfg.status_listen) {
@@ -380,6 +381,7 @@ int Daemon::Run() {
     status_router = std::make_shared<Router>(o, backend, m.status);
     HttpServer::Options so = sopts;
     so.listen = *cfg.status_listen;
+    so.tls = TlsConfig{};  // a local monitoring address: plain HTTP
     so.max_body_bytes = 64 << 10;
     m.status_server = std::make_unique<HttpServer>(
         so, [status_router](const HttpRequest& r) { return status_router->Handle(r); });
@@ -391,7 +393,9 @@ int Daemon::Run() {
     spdlog::error("{}", e.what());
     return 1;
   }
-  spdlog::info("listening on {}{} (fingerprint {}, peer authentication {})", cfg.listen.ToString(),
+  spdlog::info("listening on {} ({}){} (fingerprint {}, peer authentication {})", cfg.listen.ToString(),
+               cfg.tls.enabled() ? (cfg.tls.require_client_cert ? "HTTPS, client certificates required" : "HTTPS")
+                                 : "HTTP",
                cfg.status_listen ? ", status on " + cfg.status_listen->ToString() : "", m.fingerprint,
                cfg.auth.enabled() ? "on" : "off");
 

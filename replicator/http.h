@@ -1,6 +1,7 @@
-// HTTP/1.1 on Boost.Beast: the server peers push to, and the keep-alive
-// client a peer link pushes with. Every read and write has a deadline, every
-// body a size limit; neither side decides anything (the Router does).
+// HTTP/1.1 on Boost.Beast, plain or over TLS (Boost.Asio with OpenSSL): the
+// server peers push to, and the keep-alive client a peer link pushes with.
+// Every read and write has a deadline, every body a size limit; neither side
+// decides anything (the Router does).
 #ifndef ZONEMESH_REPLICATOR_HTTP_H_
 #define ZONEMESH_REPLICATOR_HTTP_H_
 
@@ -19,6 +20,12 @@
 
 namespace zonemesh {
 
+// A TLS configuration could not be loaded (files, keys); what() names it.
+class TlsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class HttpServer {
  public:
   struct Options {
@@ -27,6 +34,10 @@ class HttpServer {
     std::chrono::milliseconds timeout{10000};  // per request read and response write
     int threads = 4;
     int max_connections = 256;  // further connections are closed at once
+    // Serve HTTPS with this certificate; with tls.ca and
+    // tls.require_client_cert, clients must present a certificate the CA
+    // signed.
+    TlsConfig tls;
   };
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
@@ -34,7 +45,8 @@ class HttpServer {
   ~HttpServer();
 
   // Binds and starts serving on background threads. Throws std::runtime_error
-  // naming the address when it cannot bind.
+  // naming the address when it cannot bind, TlsError when the certificate or
+  // key cannot be loaded.
   void Start();
   // Stops accepting, closes connections, joins the threads. Idempotent.
   void Stop();
@@ -47,7 +59,8 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// A network-level failure: connection refused, timeout, reset.
+// A network-level failure: connection refused, timeout, reset, TLS
+// handshake or certificate verification failure.
 class HttpError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -58,7 +71,11 @@ class HttpError : public std::runtime_error {
 // (every request zonemesh sends is idempotent).
 class HttpClient {
  public:
-  HttpClient(Endpoint server, std::chrono::milliseconds timeout, int64_t max_response_bytes = 64 << 20);
+  // With `tls` (https peers), the server's certificate must chain to tls.ca
+  // and name the server's host; the node's own certificate is presented
+  // when tls.cert is set. Throws TlsError when the files cannot be loaded.
+  HttpClient(Endpoint server, std::chrono::milliseconds timeout, int64_t max_response_bytes = 64 << 20,
+             const TlsConfig* tls = nullptr);
   ~HttpClient();
 
   struct Response {

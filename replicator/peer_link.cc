@@ -37,8 +37,8 @@ PeerLink::PeerLink(const Config& config, const PeerConfig& peer, std::string fin
       fingerprint_(std::move(fingerprint)),
       status_(status),
       open_db_(std::move(open_db)),
-      client_(peer.endpoint, std::chrono::milliseconds(config.request_timeout_ms),
-              64 << 20) {}
+      client_(peer.endpoint, std::chrono::milliseconds(config.request_timeout_ms), 64 << 20,
+              peer.scheme == "https" ? &config.tls : nullptr) {}
 
 PeerLink::~PeerLink() { Stop(); }
 

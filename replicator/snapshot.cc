@@ -249,7 +249,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
 
 JoinStats JoinFromPeer(const JoinOptions& o, db::Connection& apply_conn,
                        const conflict::Policy& policy) {
-  HttpClient client(o.endpoint, std::chrono::milliseconds(o.timeout_ms));
+  HttpClient client(o.endpoint, std::chrono::milliseconds(o.timeout_ms), 64 << 20, o.tls);
   json base{{"v", kProtocolVersion}, {"origin", o.node_id}, {"target", o.peer_id}, {"fingerprint", o.fingerprint}};
   auto post = [&](const std::string& path, json body) {
     const std::string text = body.dump();

@@ -87,6 +87,7 @@ struct JoinOptions {
   std::string base_path;
   int timeout_ms = 30000;
   bool discard_local = false;
+  const TlsConfig* tls = nullptr;  // for an https:// peer
 };
 
 JoinStats JoinFromPeer(const JoinOptions& options, db::Connection& apply_conn,

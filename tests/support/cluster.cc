@@ -341,6 +341,7 @@ void Node::WriteConfig(const std::vector<PeerRef>& peers, const json& overrides)
            {"retry_min_ms", 50},
            {"retry_max_ms", 500},
            {"request_timeout_ms", 10000}};
+  if (status_port_) cfg["status_listen"] = "127.0.0.1:" + std::to_string(status_port_);
   if (!overrides.is_null()) cfg.merge_patch(overrides);
   std::ofstream out(config_path_, std::ios::trunc);
   out << cfg.dump(2) << "\n";
@@ -428,7 +429,8 @@ std::unique_ptr<db::Connection> Node::Connect() const { return db::Open(database
 
 Node::HttpResult Node::Http(const std::string& method, const std::string& target,
                             const std::string& body) const {
-  HttpClient client(Endpoint{"127.0.0.1", port_}, std::chrono::milliseconds(10000));
+  HttpClient client(Endpoint{"127.0.0.1", status_port_ ? status_port_ : port_},
+                    std::chrono::milliseconds(10000));
   HttpClient::Response r = client.Request(method, target, body);
   return {r.status, r.body};
 }

@@ -150,6 +150,11 @@ class Node {
   // of the node's own SQLite file. Call before WriteConfig().
   void UseDatabase(db::DatabaseConfig database);
 
+  // Serves /status, /health and /metrics on a separate plain-HTTP port
+  // (status_listen), which Http() then uses: for nodes whose listen address
+  // speaks HTTPS. Call before WriteConfig().
+  void UseStatusPort(uint16_t port) { status_port_ = port; }
+
   // Writes zonemesh.json: node_id, listen 127.0.0.1:port, the SQLite
   // database, `peers`, "log_level": "debug", small retry back-offs; then
   // `overrides` is merged in (RFC 7386 merge patch).
@@ -207,6 +212,7 @@ class Node {
   uint16_t port_;
   std::string db_path_;
   std::optional<db::DatabaseConfig> database_;  // unset: SQLite at db_path_
+  uint16_t status_port_ = 0;                      // 0: status on port_
   std::string config_path_;
   std::string log_path_;
   pid_t pid_ = -1;
