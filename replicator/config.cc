@@ -20,11 +20,6 @@ std::string Endpoint::ToString() const {
   return host + ":" + std::to_string(port);
 }
 
-bool IsValidNodeId(const std::string& id) {
-  static const std::regex re("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$");
-  return std::regex_match(id, re);
-}
-
 Endpoint ParseEndpoint(const std::string& text) {
   Endpoint ep;
   std::string port;
@@ -227,7 +222,7 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range
     throw ConfigError("config " + file + ": not valid JSON: " + e.what());
   }
   Section s(j, "", file);

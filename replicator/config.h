@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "db/open.h"
+#include "schema/version.h"
 
 namespace zonemesh {
 
@@ -167,8 +168,8 @@ Config LoadConfig(const std::string& path);
 Config ParseConfig(const std::string& json_text, const std::string& base_dir,
                    const std::string& file);
 
-// True for a valid node id.
-bool IsValidNodeId(const std::string& id);
+// True for a valid node id (schema/version.h).
+using schema::IsValidNodeId;
 
 // Parses "host:port" or "[v6]:port". Throws std::invalid_argument.
 Endpoint ParseEndpoint(const std::string& text);

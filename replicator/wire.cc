@@ -1,10 +1,10 @@
 #include "replicator/wire.h"
 
-#include "replicator/config.h"
 
 namespace zonemesh {
 
 using nlohmann::json;
+using schema::IsValidNodeId;
 using schema::ColumnType;
 
 namespace {
@@ -219,7 +219,7 @@ Batch DecodeBatch(std::string_view body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range
     Bad(std::string("body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) Bad("body must be a JSON object");

@@ -42,6 +42,62 @@ std::optional<std::string> FirstKeyComponent(const std::string& key) {
   return out;
 }
 
+std::vector<std::optional<std::string>> DecodeKeyComponents(const std::string& key) {
+  std::vector<std::optional<std::string>> out;
+  size_t start = 0;
+  for (;;) {
+    size_t bar = key.find('|', start);
+    std::string part = key.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+    if (part == "%N") {
+      out.push_back(std::nullopt);
+    } else {
+      std::string v;
+      for (size_t i = 0; i < part.size(); ++i) {
+        if (part[i] != '%') {
+          v += part[i];
+        } else if (part.compare(i, 3, "%25") == 0) {
+          v += '%';
+          i += 2;
+        } else if (part.compare(i, 3, "%7C") == 0) {
+          v += '|';
+          i += 2;
+        } else {
+          throw std::invalid_argument("malformed key component: " + part);
+        }
+      }
+      out.push_back(v);
+    }
+    if (bar == std::string::npos) break;
+    start = bar + 1;
+  }
+  return out;
+}
+
+RowImage RowImageFromKey(const TableSpec& spec, const std::string& key) {
+  auto parts = DecodeKeyComponents(key);
+  if (parts.size() != spec.key.size()) {
+    throw std::invalid_argument("key of " + spec.name + " has " + std::to_string(parts.size()) +
+                                " components, the table's key " + std::to_string(spec.key.size()));
+  }
+  RowImage row;
+  row.values.resize(spec.columns.size());
+  for (size_t i = 0; i < spec.key.size(); ++i) {
+    const std::string& k = spec.key[i];
+    if (k == kZoneField) {
+      row.zone = parts[i];
+      continue;
+    }
+    if (!parts[i]) continue;
+    const Column* c = spec.FindColumn(k);
+    if (c->type == ColumnType::kInt) {
+      row.values[spec.ColumnIndex(k)] = db::Value(db::Value(*parts[i]).AsInt());
+    } else {
+      row.values[spec.ColumnIndex(k)] = db::Value(*parts[i]);
+    }
+  }
+  return row;
+}
+
 namespace {
 
 std::string Upper(std::string s) {

@@ -35,6 +35,15 @@ std::string EncodeKeyComponent(const std::optional<std::string>& component);
 // The first component of an encoded key, decoded (nullopt for NULL).
 std::optional<std::string> FirstKeyComponent(const std::string& key);
 
+// Every component of an encoded key, decoded. Throws std::invalid_argument
+// for a malformed key.
+std::vector<std::optional<std::string>> DecodeKeyComponents(const std::string& key);
+
+// A row image holding only what the key says (key columns and zone; other
+// values NULL), enough to find or delete the row. Integer key columns are
+// parsed. Throws std::invalid_argument when the key does not fit the spec.
+RowImage RowImageFromKey(const TableSpec& spec, const std::string& key);
+
 // True when the spec's singleton rule drops its column from this row's key.
 bool SingletonApplies(const TableSpec& spec, const RowImage& row);
 

@@ -5,6 +5,16 @@
 
 namespace zonemesh::schema {
 
+bool IsValidNodeId(const std::string& id) {
+  if (id.empty() || id.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!alnum(id[0])) return false;
+  for (char c : id) {
+    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 VersionVector VersionVector::FromJson(const std::string& text) {
   VersionVector vv;
   nlohmann::json j;

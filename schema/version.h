@@ -15,6 +15,9 @@
 
 namespace zonemesh::schema {
 
+// A node id: [A-Za-z0-9][A-Za-z0-9._-]*, at most 63 characters.
+bool IsValidNodeId(const std::string& id);
+
 struct Version {
   int64_t hlc = 0;
   std::string node;

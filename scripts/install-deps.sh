@@ -14,6 +14,7 @@ PACKAGES="
   libssl-dev openssl
   libspdlog-dev libfmt-dev
   libgtest-dev googletest
+  clang libclang-rt-14-dev
   postgresql postgresql-15
   mariadb-server mariadb-client
   pdns-server pdns-backend-sqlite3 pdns-backend-pgsql pdns-backend-mysql pdns-tools

@@ -525,5 +525,14 @@ TEST(ConfigErrorTest, DirectoryIsReportedAsUnreadableNotAsInvalidJson) {
   }
 }
 
+TEST(ConfigErrorTest, NumberOutOfRangeIsInvalidJson) {
+  try {
+    ParseConfig("{\"node_id\": \"ns1\", \"poll_interval_ms\": 1e999}", "/tmp", "big.json");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace zonemesh

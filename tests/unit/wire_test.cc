@@ -675,5 +675,12 @@ TEST(RowImageFromPayloadTest, ZoneIsOnlyReadForChildren) {
   EXPECT_EQ(row.values[Col("domains", "name")], Value("example.com"));
 }
 
+// Found by fuzz/batch_fuzzer: a number too large for a double is a JSON
+// error like any other (it used to escape as an internal error).
+TEST(WireRejectTest, NumberOutOfRangeIsMalformedJson) {
+  std::string msg = RejectionOf("{\"v\": 1e999}");
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace zonemesh
