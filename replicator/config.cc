@@ -368,6 +368,7 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
   c.max_request_bytes = s.Int("max_request_bytes", c.max_request_bytes, 4096, int64_t{1} << 31);
   if (c.max_request_bytes < c.batch_max_bytes)
     s.Fail("max_request_bytes", "must be at least batch_max_bytes");
+  c.max_connections = static_cast<int>(s.Int("max_connections", c.max_connections, 4, 100000));
   c.poll_interval_ms = static_cast<int>(s.Int("poll_interval_ms", c.poll_interval_ms, 1, 60000));
   c.retry_min_ms = static_cast<int>(s.Int("retry_min_ms", c.retry_min_ms, 1, 3600000));
   c.retry_max_ms = static_cast<int>(s.Int("retry_max_ms", c.retry_max_ms, 1, 3600000));

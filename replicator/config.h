@@ -132,6 +132,10 @@ struct Config {
   // Largest request body the daemon accepts; larger requests get 413.
   int64_t max_request_bytes = 32 << 20;
 
+  // Open connections the listener keeps at once; more are closed on accept
+  // (each also closes after request_timeout_ms without a complete request).
+  int max_connections = 256;
+
   // How often the outbox is checked for new commits on databases that cannot
   // signal them (MySQL); SQLite checks a change counter this often, and
   // PostgreSQL is woken by NOTIFY and checks this often as a safety net.

@@ -373,6 +373,7 @@ int Daemon::Run() {
   sopts.max_body_bytes = cfg.max_request_bytes;
   sopts.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   sopts.tls = cfg.tls;
+  sopts.max_connections = cfg.max_connections;
   m.server = std::make_unique<HttpServer>(sopts, [router](const HttpRequest& r) { return router->Handle(r); });
   std::shared_ptr<Router> status_router;
   if (cfg.status_listen) {
