@@ -245,9 +245,11 @@ std::vector<std::string> SqliteTriggers(const TableSpec& spec, const std::string
 // so concurrent writers of different rows never wait for each other.
 std::string PostgresSharedFunction() {
   SqlDialect d(Dialect::kPostgres);
+  // SECURITY DEFINER: PowerDNS's role needs no rights on zonemesh's tables;
+  // the search path is pinned to the one install ran with.
   return R"SQL(CREATE OR REPLACE FUNCTION zm_record_change(p_tbl text, p_op text, p_key text,
     p_payload text, p_zone text, p_node text, p_kind integer) RETURNS void
-LANGUAGE plpgsql AS $zm$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $zm$
 DECLARE
   v_now bigint := )SQL" +
          d.NowMicros() + R"SQL(;

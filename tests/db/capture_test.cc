@@ -1,6 +1,7 @@
 // Capture conformance: install, the generated triggers and the outbox, on
 // SQLite, PostgreSQL and MariaDB alike.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -305,6 +306,29 @@ TEST_P(CaptureTest, ZoneDeleteStartsANewIncarnation) {
   for (const auto& r : Outbox(last)) EXPECT_EQ(r.epoch, del.epoch) << r.table << " " << r.key;
   auto tomb = conn_->Query("SELECT deleted FROM zm_rowver WHERE tbl = 'domains' AND rkey = 'example.com'");
   EXPECT_EQ(tomb[0][0].AsInt(), 0);
+}
+
+TEST_P(CaptureTest, WritersNeedNoRightsOnZonemeshTables) {
+  if (GetParam() != Dialect::kPostgres) GTEST_SKIP() << "MySQL triggers run as their definer";
+  // A PowerDNS role with rights on the PowerDNS tables only.
+  const std::string role = "zm_pdns_" + std::to_string(getpid());
+  conn_->ExecuteDdl("DROP ROLE IF EXISTS " + role);
+  conn_->ExecuteDdl("CREATE ROLE " + role + " LOGIN");
+  conn_->ExecuteDdl("GRANT SELECT, INSERT, UPDATE, DELETE ON domains, records, domainmetadata, "
+                    "cryptokeys, comments, tsigkeys, supermasters TO " + role);
+  conn_->ExecuteDdl("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + role);
+  db::DatabaseConfig as_pdns = cfg_;
+  as_pdns.conninfo = cfg_.conninfo + " user=" + role;
+  {
+    auto pdns = db::Open(as_pdns);
+    EXPECT_THROW(pdns->Query("SELECT COUNT(*) FROM zm_outbox"), db::Error);
+    testing::PdnsWriter w(*pdns);
+    w.CreateZone("example.com");
+    w.AddRecord("example.com", "www.example.com", "A", "192.0.2.1");
+  }
+  EXPECT_EQ(Outbox().size(), 4u);
+  conn_->ExecuteDdl("DROP OWNED BY " + role);
+  conn_->ExecuteDdl("DROP ROLE " + role);
 }
 
 TEST_P(CaptureTest, RowsWithoutAZoneAreNotCaptured) {
