@@ -387,6 +387,11 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
       s.Int("history_retention_seconds", c.history_retention_seconds, 10, int64_t{10} * 365 * 86400);
   if (c.history_retention_seconds < c.outbox_retention_seconds)
     s.Fail("history_retention_seconds", "must be at least outbox_retention_seconds");
+  if (s.Has("initial_join")) {
+    const json& v = s.Get("initial_join");
+    if (!v.is_boolean()) s.Fail("initial_join", "must be true or false");
+    c.initial_join = v.get<bool>();
+  }
   c.log_level = s.String("log_level", false, c.log_level);
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
   if (!levels.count(c.log_level))

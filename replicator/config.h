@@ -159,6 +159,12 @@ struct Config {
   // tombstones (incarnations) are kept forever.
   int64_t history_retention_seconds = 7 * 86400;
 
+  // A daemon starting on an empty database first loads a snapshot from a
+  // peer (`zonemesh join`), retrying until one answers; /health fails until
+  // then. Two empty nodes starting together satisfy each other. false: a
+  // node that may start empty and alone.
+  bool initial_join = true;
+
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 };

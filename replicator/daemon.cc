@@ -19,6 +19,7 @@
 #include "replicator/snapshot.h"
 #include "replicator/status.h"
 #include "schema/key.h"
+#include "schema/sql_dialect.h"
 
 namespace zonemesh {
 
@@ -112,6 +113,30 @@ struct Daemon::Impl {
     apply_conn = Open();
     apply_conn->SetApplying(true);
     applier = std::make_unique<Applier>(*apply_conn, policy, config.node_id);
+  }
+
+  // One attempt at the initial snapshot, from each peer in turn. REQUIRES:
+  // no batch is being applied (startup, or apply_mu held).
+  void TryInitialJoin() {
+    std::string why;
+    for (const PeerConfig& p : config.peers) {
+      try {
+        auto conn = Open();
+        conn->SetApplying(true);
+        JoinOptions jo{config.node_id, p.id,   fingerprint, config.auth.secret, p.endpoint, p.base_path,
+                       config.request_timeout_ms, false, p.scheme == "https" ? &config.tls : nullptr};
+        JoinStats st = JoinFromPeer(jo, *conn, policy);
+        conn->Execute("DELETE FROM zm_meta WHERE name = 'join_pending'");
+        join_pending = false;
+        status.SetInitialSync("");
+        spdlog::info("initial snapshot loaded from {}: {} rows, {} tombstones", p.id, st.rows, st.tombstones);
+        return;
+      } catch (const std::exception& e) {
+        why += (why.empty() ? "" : "; ") + p.id + ": " + e.what();
+      }
+    }
+    spdlog::warn("waiting for the initial snapshot of this empty node: {}", why);
+    status.SetInitialSync("waiting for the initial snapshot from a peer (" + why + ")");
   }
 
   void WatchLocallyDeletedZones(const std::vector<int64_t>& ids) {
@@ -231,6 +256,11 @@ struct Daemon::Impl {
 
     const int64_t now = NowMicros();
     if (snapshots) snapshots->Reap();
+    if (join_pending && now - last_join_attempt > 2 * 1000000LL) {
+      last_join_attempt = now;
+      std::lock_guard<std::mutex> lock(apply_mu);
+      TryInitialJoin();
+    }
     if (now - last_purge > 10 * 1000000LL) {
       last_purge = now;
       // Rows every configured peer acknowledged, older than the retention.
@@ -285,6 +315,8 @@ struct Daemon::Impl {
   std::thread outbox_thread;
   int64_t last_purge = 0;
   int64_t last_parked_retry = 0;
+  std::atomic<bool> join_pending{false};  // the initial snapshot is still missing
+  int64_t last_join_attempt = 0;
 
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
@@ -334,22 +366,16 @@ int Daemon::Run() {
                  "write to this node",
                  cfg.listen.ToString());
   }
-  // A node starting with an empty database first loads a snapshot from the
-  // first peer that answers; the first node of a new mesh finds none.
-  if (outbox_conn && !cfg.peers.empty() && IsEmptyNode(*outbox_conn)) {
-    for (const PeerConfig& p : cfg.peers) {
-      try {
-        auto conn = m.Open();
-        conn->SetApplying(true);
-        JoinOptions jo{cfg.node_id, p.id, m.fingerprint, cfg.auth.secret, p.endpoint, p.base_path,
-                       cfg.request_timeout_ms, false, p.scheme == "https" ? &cfg.tls : nullptr};
-        JoinStats st = JoinFromPeer(jo, *conn, m.policy);
-        spdlog::info("empty database: joined from {} ({} rows, {} tombstones)", p.id, st.rows, st.tombstones);
-        break;
-      } catch (const std::exception& e) {
-        spdlog::warn("empty database: no snapshot from {}: {}", p.id, e.what());
-      }
+  // A node starting with an empty database first loads a snapshot from a
+  // peer. The duty is recorded, so it survives restarts, and retried by the
+  // outbox thread until a peer serves one.
+  if (outbox_conn && cfg.initial_join && !cfg.peers.empty()) {
+    schema::SqlDialect d(outbox_conn->dialect());
+    if (IsEmptyNode(*outbox_conn)) {
+      outbox_conn->Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}), {"join_pending", "1"});
     }
+    m.join_pending = !outbox_conn->Query("SELECT 1 FROM zm_meta WHERE name = 'join_pending'").empty();
+    if (m.join_pending) m.TryInitialJoin();
   }
 
   m.snapshots = std::make_unique<SnapshotService>([&m] { return m.Open(); }, cfg.node_id,

@@ -80,6 +80,7 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
   const int64_t now = NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
   if (!db_ok_) return "database unreachable: " + db_error_;
+  if (!initial_sync_.empty()) return initial_sync_;
   if (!needs_resync_.empty()) {
     return "this node needs a resync (`zonemesh join`): " + needs_resync_.begin()->first + ": " +
            needs_resync_.begin()->second;
@@ -240,6 +241,11 @@ void StatusBoard::MarkNeedsResync(const std::string& peer, const std::string& re
   needs_resync_[peer] = reason;
 }
 
+void StatusBoard::SetInitialSync(const std::string& waiting_reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  initial_sync_ = waiting_reason;
+}
+
 void StatusBoard::SetTotals(int64_t conflicts, int64_t parked) {
   std::lock_guard<std::mutex> lock(mu_);
   conflicts_total_ = conflicts;
@@ -298,6 +304,7 @@ json StatusBoard::ToJson() const {
               {"parked_changes", parked_total_},
               {"rejected_requests", rejected_requests_},
               {"powerdns", powerdns_},
+              {"initial_sync", initial_sync_.empty() ? json(nullptr) : json(initial_sync_)},
               {"needs_resync", [&] {
                  json a = json::array();
                  for (const auto& [peer, reason] : needs_resync_) a.push_back({{"peer", peer}, {"reason", reason}});

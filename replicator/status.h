@@ -78,6 +78,10 @@ class StatusBoard {
   // than `peer` accepts): it needs `zonemesh join`. /health fails until then.
   void MarkNeedsResync(const std::string& peer, const std::string& reason);
 
+  // Non-empty while the initial snapshot of an empty node is still missing:
+  // why (/health fails meanwhile).
+  void SetInitialSync(const std::string& waiting_reason);
+
   nlohmann::json ToJson() const;
 
   // The same figures in the Prometheus text exposition format (0.0.4).
@@ -109,6 +113,7 @@ class StatusBoard {
   int64_t rejected_requests_ = 0;
   nlohmann::json powerdns_;
   std::map<std::string, std::string> needs_resync_;  // peer -> reason
+  std::string initial_sync_;                          // "": done or not needed
   // Apply duration histogram: counts per upper bound (seconds), and totals.
   std::vector<int64_t> apply_buckets_;
   int64_t apply_count_ = 0;

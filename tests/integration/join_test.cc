@@ -132,9 +132,37 @@ TEST(Join, DaemonStartingOnAnEmptyDatabaseJoinsByItself) {
   // Until now the outbox of a holds the history; c joins instead of replaying it.
   c.Start();
   ASSERT_TRUE(mesh.WaitForConvergence());
-  EXPECT_NE(c.Log().find("empty database: joined from"), std::string::npos) << c.LogTail();
+  EXPECT_NE(c.Log().find("initial snapshot loaded from"), std::string::npos) << c.LogTail();
   // The deleted zone's tombstone came along: its incarnation is known on c.
   EXPECT_EQ(Count(c, "SELECT COUNT(*) FROM zm_rowver WHERE tbl = 'domains' AND deleted = 1"), 1);
+}
+
+TEST(Join, EmptyNodeWaitsForItsInitialSnapshotUntilAPeerAnswers) {
+  Cluster mesh(2, "joinlater");
+  Node& a = mesh[0];
+  Node& b = mesh[1];
+  // a holds data from before zonemesh: only a snapshot carries it.
+  ASSERT_EQ(RunZonemesh({"uninstall", "--config", a.config_path()}).exit_code, 0);
+  {
+    auto conn = a.Connect();
+    PdnsWriter(*conn).CreateZone("pre.example");
+  }
+  ASSERT_EQ(RunZonemesh({"install", "--config", a.config_path()}).exit_code, 0);
+  b.Start();  // a is down: no snapshot yet
+  ASSERT_TRUE(mesh.WaitUntil("b unhealthy while it waits", [&] {
+    auto h = b.Http("GET", "/health");
+    return h.status == 503 && h.body.find("initial snapshot") != std::string::npos;
+  }));
+  a.Start();
+  ASSERT_TRUE(mesh.WaitUntil("b loaded a's snapshot", [&] { return b.Http("GET", "/health").status == 200; }));
+  {
+    auto conn = a.Connect();
+    PdnsWriter(*conn).AddRecord("pre.example", "later.pre.example", "A", "192.0.2.8");
+  }
+  ASSERT_TRUE(mesh.WaitForConvergence());
+  EXPECT_EQ(Count(b, "SELECT COUNT(*) FROM records WHERE name = 'later.pre.example'"), 1);
+  EXPECT_EQ(Count(b, "SELECT COUNT(*) FROM zm_meta WHERE name = 'join_pending'"), 0);
+  EXPECT_TRUE(b.Status()["initial_sync"].is_null());
 }
 
 TEST(Join, NodeAwayLongerThanTheHistoryIsMarkedAndResyncs) {
