@@ -824,9 +824,10 @@ TEST(MeshTest, MalformedPushIsRejectedAndChangesNothing) {
   std::filesystem::remove_all(dir);
   {
     // Node "b" with one configured peer, "ghost", that never runs: the test
-    // speaks for it.
+    // speaks for it. (b starts empty and alone: no initial snapshot to wait for.)
     Node b("b", dir + "/b", FreeLoopbackPort());
-    b.WriteConfig({{"ghost", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())}});
+    b.WriteConfig({{"ghost", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())}},
+                  json{{"initial_join", false}});
     b.Install();
     b.Start();
 

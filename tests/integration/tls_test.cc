@@ -80,7 +80,8 @@ class TlsTest : public ::testing::Test {
         peers.push_back({nodes[j].node->id(), "https://127.0.0.1:" + std::to_string(nodes[j].node->port())});
       }
       nodes[i].node->WriteConfig(peers, json{{"tls", pki_->Tls(nodes[i].node->id(), ids_and_ca[i].second)},
-                                             {"auth", {{"secret", "a-mesh-secret-of-sufficient-length"}}}});
+                                             {"auth", {{"secret", "a-mesh-secret-of-sufficient-length"}}},
+                                             {"initial_join", false}});
       nodes[i].node->Install();
     }
     return nodes;
