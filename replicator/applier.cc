@@ -28,6 +28,22 @@ const std::vector<std::string> kRowVerColumns = {"tbl",   "kid",  "rkey",    "hl
 
 constexpr int kPageSize = 500;
 
+// Row versions are locked, read and written up to this many keys per
+// statement. Statements come in the sizes 64, 8 and 1 only, so that the
+// drivers' prepared-statement caches stay small.
+constexpr size_t kRowVerChunk = 64;
+// The row versions a batched transaction keeps in memory; past this, written
+// ones are flushed and all are dropped (their locks stay held).
+constexpr size_t kMaxKeptRowVers = 20000;
+
+size_t ChunkSize(size_t n) { return n >= 64 ? 64 : n >= 8 ? 8 : 1; }
+
+db::Params PlaceholderParams(const std::string& table, const std::string& kid,
+                             const std::string& key) {
+  return {table, kid, key, int64_t{0}, "", int64_t{0}, "{}", int64_t{1}, db::Value(), int64_t{0},
+          ""};
+}
+
 }  // namespace
 
 // The version record of one logical row (zm_rowver). `known` is false when
@@ -55,12 +71,140 @@ struct Applier::Context {
   std::set<std::string> zones_touched;  // zones whose parked changes may now apply
 };
 
+struct Applier::TxCache {
+  bool batched = false;
+  std::map<RowKey, RowVer> rowvers;  // locked by this transaction, with its writes
+  std::map<RowKey, RowVer> pending;  // written here, not yet sent to the database
+  std::map<std::string, std::optional<int64_t>> zone_ids;  // zone name -> domains.id
+  // Whether unresolved parked conflicts may exist (unknown until asked).
+  std::optional<bool> parked_conflicts;
+};
+
 Applier::Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node)
-    : conn_(conn), policy_(policy), local_node_(std::move(local_node)) {}
+    : conn_(conn),
+      policy_(policy),
+      local_node_(std::move(local_node)),
+      tx_(std::make_unique<TxCache>()) {}
+
+Applier::~Applier() = default;
+
+void Applier::BeginTx(bool batched) {
+  *tx_ = TxCache();
+  tx_->batched = batched;
+}
 
 // ---------------------------------------------------------------- rowver --
 
+Applier::RowVer Applier::RowVerFromColumns(const db::Row& r, size_t first) {
+  RowVer rv;
+  rv.version = {r[first].AsInt(), r[first + 1].AsText()};
+  rv.known = rv.version.hlc > 0;
+  rv.clock = r[first + 2].AsInt();
+  rv.vv = VersionVector::FromJson(r[first + 3].AsText());
+  rv.deleted = r[first + 4].AsInt() != 0;
+  rv.zone = r[first + 5].AsOptText();
+  rv.epoch = {r[first + 6].AsInt(), r[first + 7].AsText()};
+  return rv;
+}
+
+void Applier::PrefetchRowVers(const std::vector<RowKey>& keys) {
+  if (!tx_->batched) return;
+  if (tx_->rowvers.size() + keys.size() > kMaxKeptRowVers) {
+    FlushRowVers();
+    tx_->rowvers.clear();
+  }
+  // The keys not held yet, by table, each once.
+  std::map<std::string, std::vector<std::string>> wanted;
+  std::set<RowKey> seen;
+  for (const RowKey& k : keys) {
+    if (tx_->rowvers.count(k) || !seen.insert(k).second) continue;
+    wanted[k.first].push_back(k.second);
+  }
+  const db::Dialect dialect = conn_.dialect();
+  schema::SqlDialect d(dialect);
+  for (const auto& [table, table_keys] : wanted) {
+    for (size_t at = 0; at < table_keys.size();) {
+      const size_t n = std::min(kRowVerChunk, table_keys.size() - at);
+      const size_t size = n == 1 ? 1 : n <= 8 ? 8 : 64;  // padded with the last key
+      std::map<std::string, std::string> key_of;          // kid -> key
+      std::vector<std::string> kids;
+      for (size_t i = 0; i < size; ++i) {
+        const std::string& key = table_keys[at + std::min(i, n - 1)];
+        kids.push_back(schema::KeyId(dialect, key));
+        key_of[kids.back()] = key;
+      }
+      if (dialect != db::Dialect::kSqlite) {
+        // Claim the keys (see LockRowVer).
+        db::Params params;
+        for (size_t i = 0; i < size; ++i) {
+          db::Params one = PlaceholderParams(table, kids[i], key_of[kids[i]]);
+          params.insert(params.end(), one.begin(), one.end());
+        }
+        conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"},
+                                     static_cast<int>(size)),
+                      params);
+      }
+      std::string sql =
+          "SELECT kid, hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
+          "WHERE tbl = ? AND kid IN (";
+      db::Params params{table};
+      for (size_t i = 0; i < size; ++i) {
+        sql += i ? ", ?" : "?";
+        params.push_back(kids[i]);
+      }
+      auto rows = conn_.Query(sql + ")" + d.ForUpdate(), params);
+      for (size_t i = 0; i < n; ++i) tx_->rowvers[{table, table_keys[at + i]}] = RowVer{};
+      for (const db::Row& r : rows) {
+        auto it = key_of.find(r[0].AsText());
+        if (it != key_of.end()) tx_->rowvers[{table, it->second}] = RowVerFromColumns(r, 1);
+      }
+      at += n;
+    }
+  }
+}
+
+void Applier::FlushRowVers() {
+  if (tx_->pending.empty()) return;
+  schema::SqlDialect d(conn_.dialect());
+  static const std::vector<std::string> update_cols(kRowVerColumns.begin() + 2,
+                                                    kRowVerColumns.end());
+  auto it = tx_->pending.begin();
+  size_t left = tx_->pending.size();
+  while (left > 0) {
+    const size_t size = ChunkSize(left);
+    db::Params params;
+    for (size_t i = 0; i < size; ++i, ++it) {
+      const auto& [k, rv] = *it;
+      db::Params one{k.first,
+                     schema::KeyId(conn_.dialect(), k.second),
+                     k.second,
+                     rv.version.hlc,
+                     rv.version.node,
+                     rv.clock,
+                     rv.vv.ToJson(),
+                     int64_t{rv.deleted ? 1 : 0},
+                     db::Value(rv.zone),
+                     rv.epoch.hlc,
+                     rv.epoch.node};
+      params.insert(params.end(), one.begin(), one.end());
+    }
+    conn_.Execute(
+        d.Upsert("zm_rowver", kRowVerColumns, {"tbl", "kid"}, update_cols, static_cast<int>(size)),
+        params);
+    left -= size;
+  }
+  tx_->pending.clear();
+}
+
 Applier::RowVer Applier::LockRowVer(const std::string& table, const std::string& key) {
+  if (tx_->batched) {
+    auto it = tx_->rowvers.find({table, key});
+    if (it == tx_->rowvers.end()) {
+      PrefetchRowVers({{table, key}});
+      it = tx_->rowvers.find({table, key});
+    }
+    return it->second;
+  }
   schema::SqlDialect d(conn_.dialect());
   const std::string kid = schema::KeyId(conn_.dialect(), key);
   if (conn_.dialect() != db::Dialect::kSqlite) {
@@ -75,20 +219,19 @@ Applier::RowVer Applier::LockRowVer(const std::string& table, const std::string&
       "WHERE tbl = ? AND kid = ?" +
           d.ForUpdate(),
       {table, kid});
-  RowVer rv;
-  if (rows.empty()) return rv;
-  const db::Row& r = rows[0];
-  rv.version = {r[0].AsInt(), r[1].AsText()};
-  rv.known = rv.version.hlc > 0;
-  rv.clock = r[2].AsInt();
-  rv.vv = VersionVector::FromJson(r[3].AsText());
-  rv.deleted = r[4].AsInt() != 0;
-  rv.zone = r[5].AsOptText();
-  rv.epoch = {r[6].AsInt(), r[7].AsText()};
-  return rv;
+  if (rows.empty()) return RowVer{};
+  return RowVerFromColumns(rows[0], 0);
 }
 
 void Applier::WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv) {
+  if (tx_->batched) {
+    RowVer kept = rv;
+    kept.known = rv.version.hlc > 0;  // as read back from the table
+    tx_->rowvers[{table, key}] = kept;
+    tx_->pending[{table, key}] = kept;
+    if (tx_->pending.size() >= kMaxKeptRowVers) FlushRowVers();
+    return;
+  }
   schema::SqlDialect d(conn_.dialect());
   static const std::vector<std::string> update_cols(kRowVerColumns.begin() + 2,
                                                     kRowVerColumns.end());
@@ -103,8 +246,16 @@ Applier::ZoneState Applier::LoadZone(const std::string& zone) {
   z.name = zone;
   z.key = schema::ZoneKey(zone);
   z.rv = LockRowVer("domains", z.key);
+  if (tx_->batched) {
+    auto it = tx_->zone_ids.find(zone);
+    if (it != tx_->zone_ids.end()) {
+      z.id = it->second;
+      return z;
+    }
+  }
   auto rows = conn_.Query("SELECT id FROM domains WHERE name = ?", {zone});
   if (!rows.empty()) z.id = rows[0][0].AsInt();
+  if (tx_->batched) tx_->zone_ids[zone] = z.id;
   return z;
 }
 
@@ -165,11 +316,22 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
        local && local->known ? db::Value(local->version.node) : db::Value(), local_json,
        c.version.hlc, c.version.node, JsonText(remote), strategy, decision, reason});
   ctx.result->conflicts++;
+  if (decision == "parked") tx_->parked_conflicts = true;
   spdlog::info("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node,
                decision, reason);
 }
 
 // ------------------------------------------------------------- decisions --
+
+bool Applier::MayHaveParkedConflicts() {
+  if (!tx_->parked_conflicts) {
+    tx_->parked_conflicts =
+        !conn_.Query("SELECT id FROM zm_conflict WHERE decision = 'parked' AND resolved_at IS NULL "
+                     "LIMIT 1")
+             .empty();
+  }
+  return *tx_->parked_conflicts;
+}
 
 void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
                      std::optional<int64_t> zone_id) {
@@ -205,7 +367,7 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
         break;
     }
     RecordConflict(ctx, c, &local, local_image, strategy.Name(), decision, d.reason);
-  } else if (local.known) {
+  } else if (local.known && MayHaveParkedConflicts()) {
     // This change has seen the local state: a conflict parked on this row
     // earlier is settled by it (it was resolved on some node).
     conn_.Execute(
@@ -264,8 +426,14 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
     ctx.result->zones.insert(zone.name);
     zone.id.reset();
   }
+  tx_->zone_ids[zone.name] = std::nullopt;
   // Versions of the old incarnation's rows can never matter again.
+  FlushRowVers();
   conn_.Execute("DELETE FROM zm_rowver WHERE zone = ? AND tbl <> 'domains'", {zone.name});
+  for (auto it = tx_->rowvers.begin(); it != tx_->rowvers.end();) {
+    it = it->first.first != "domains" && it->second.zone == zone.name ? tx_->rowvers.erase(it)
+                                                                      : std::next(it);
+  }
   zone.rv.known = true;
   zone.rv.version = version;
   zone.rv.clock = std::max({zone.rv.clock, version.hlc, vv.MaxHlc()});
@@ -333,6 +501,7 @@ void Applier::ApplyZoneChange(Context& ctx, const Change& c) {
     KillIncarnation(ctx, zone, c.epoch, c.epoch, VersionVector());
   }
   Decide(ctx, c, zone.rv, std::nullopt);
+  tx_->zone_ids.erase(zone.name);  // the domains row may have come or gone
   ctx.zones_touched.insert(zone.name);
 }
 
@@ -411,6 +580,7 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows) {
   Context ctx;
   ctx.result = &result;
   db::Transaction tx(conn_);
+  BeginTx(false);  // savepoint per row
   for (const Change& c : rows) {
     conn_.ExecuteDdl("SAVEPOINT zm_change");
     try {
@@ -452,6 +622,7 @@ void Applier::RecordPositions(const std::map<std::string, Position>& positions) 
 
 void Applier::DiscardLocalData() {
   db::Transaction tx(conn_);
+  BeginTx(false);
   for (auto it = schema::PowerDnsTables().rbegin(); it != schema::PowerDnsTables().rend(); ++it) {
     conn_.Execute("DELETE FROM " + it->name);
   }
@@ -479,6 +650,7 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   ApplyResult result;
   schema::SqlDialect d(conn_.dialect());
   db::Transaction tx(conn_);
+  BeginTx(!isolate_changes);
 
   conn_.Execute(d.InsertIgnore("zm_applied",
                                {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
@@ -554,6 +726,24 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
     }
   };
 
+  // Locks and reads the row versions of changes [from, to) in a few
+  // statements, ahead of applying them one by one.
+  auto prefetch = [&](const std::vector<Change>& list, size_t from, size_t to) {
+    if (!tx_->batched) return;
+    std::vector<RowKey> keys;
+    for (size_t k = from; k < to; ++k) {
+      const Change& c = list[k];
+      if (c.spec->is_zone_table) {
+        const db::Value& name = c.row.values[c.spec->ColumnIndex("name")];
+        if (!name.IsNull()) keys.emplace_back("domains", schema::ZoneKey(name.AsText()));
+        continue;
+      }
+      if (c.spec->is_child()) keys.emplace_back("domains", schema::ZoneKey(*c.row.zone));
+      keys.emplace_back(c.spec->name, c.key);
+    }
+    PrefetchRowVers(keys);
+  };
+
   while (i < changes.size()) {
     const int64_t csn = changes[i].pos.csn;
     size_t j = i;
@@ -561,10 +751,16 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
     const bool complete = j < changes.size() || batch.round_complete;
     if (!complete) {
       // Part of a round larger than one batch: keep it until the round ends.
-      for (size_t k = i; k < j; ++k) {
-        conn_.Execute("INSERT INTO zm_stage (origin, csn, id, body) VALUES (?, ?, ?, ?)",
-                      {batch.origin, changes[k].pos.csn, changes[k].pos.id,
-                       JsonText(ChangeToJson(changes[k]))});
+      for (size_t k = i; k < j;) {
+        const size_t size = ChunkSize(j - k);
+        std::string sql = "INSERT INTO zm_stage (origin, csn, id, body) VALUES ";
+        db::Params params;
+        for (size_t n = 0; n < size; ++n, ++k) {
+          sql += n ? ", (?, ?, ?, ?)" : "(?, ?, ?, ?)";
+          params.insert(params.end(), {batch.origin, changes[k].pos.csn, changes[k].pos.id,
+                                       JsonText(ChangeToJson(changes[k]))});
+        }
+        conn_.Execute(sql, params);
       }
       staged = changes[j - 1].pos;
       result.staged += static_cast<int64_t>(j - i);
@@ -577,17 +773,26 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
               "LIMIT " + std::to_string(kPageSize),
               {batch.origin, csn, after});
           if (rows.empty()) break;
+          std::vector<Change> page;
           for (const db::Row& row : rows) {
             after = row[0].AsInt();
-            apply_one(ChangeFromJson(json::parse(row[1].AsText())));
+            page.push_back(ChangeFromJson(json::parse(row[1].AsText())));
+          }
+          prefetch(page, 0, page.size());
+          for (const Change& c : page) {
+            apply_one(c);
             result.applied++;
           }
         }
         conn_.Execute("DELETE FROM zm_stage WHERE origin = ?", {batch.origin});
       }
-      for (size_t k = i; k < j; ++k) {
-        apply_one(changes[k]);
-        result.applied++;
+      for (size_t k = i; k < j; k += kRowVerChunk) {
+        const size_t to = std::min(j, k + kRowVerChunk);
+        prefetch(changes, k, to);
+        for (size_t m = k; m < to; ++m) {
+          apply_one(changes[m]);
+          result.applied++;
+        }
       }
       applied = changes[j - 1].pos;
       staged = applied;
@@ -596,6 +801,7 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   }
 
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  FlushRowVers();
   save(applied, staged);
   tx.Commit();
   result.ack = std::max(applied, staged);
@@ -641,6 +847,7 @@ ApplyResult Applier::RetryParked() {
   Context ctx;
   ctx.result = &result;
   db::Transaction tx(conn_);
+  BeginTx(false);
   int64_t before = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
   for (const db::Row& z : zones) {
     if (!conn_.Query("SELECT id FROM domains WHERE name = ?", {z[0]}).empty())

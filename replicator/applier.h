@@ -8,9 +8,12 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "conflict/strategy.h"
 #include "db/connection.h"
@@ -41,6 +44,7 @@ class Applier {
   // `conn` must be marked as the applier session (SetApplying(true)) by the
   // caller; it is used by this object only, one call at a time.
   Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node);
+  ~Applier();
 
   // Applies `batch` in one transaction with its new position per origin.
   // Changes at or before the recorded position are skipped (a re-sent batch
@@ -85,6 +89,8 @@ class Applier {
   struct RowVer;
   struct ZoneState;
   struct Context;
+  struct TxCache;
+  using RowKey = std::pair<std::string, std::string>;  // (table, key)
 
   ApplyResult ApplyOnce(const Batch& batch, bool isolate_changes);
   void ApplyChange(Context& ctx, const Change& c);
@@ -102,6 +108,18 @@ class Applier {
                       const std::string& strategy, const std::string& decision,
                       const std::string& reason);
 
+  // Starts the bookkeeping of a new transaction. With `batched`, row
+  // versions are locked and read many keys per statement (PrefetchRowVers),
+  // kept for the rest of the transaction, and written back many per
+  // statement (FlushRowVers, due before anything reads zm_rowver with SQL
+  // and before the commit). Without, every call goes to the database: for
+  // transactions that roll back to savepoints, which would leave the kept
+  // state wrong.
+  void BeginTx(bool batched);
+  void PrefetchRowVers(const std::vector<RowKey>& keys);
+  static RowVer RowVerFromColumns(const db::Row& row, size_t first);
+  bool MayHaveParkedConflicts();
+  void FlushRowVers();
   RowVer LockRowVer(const std::string& table, const std::string& key);
   void WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv);
   ZoneState LoadZone(const std::string& zone);
@@ -117,6 +135,7 @@ class Applier {
   std::string local_node_;
   // domains.id of zones deleted here -> when (µs), for orphan checks.
   std::map<int64_t, int64_t> deleted_zones_;
+  std::unique_ptr<TxCache> tx_;
 };
 
 }  // namespace zonemesh

@@ -119,16 +119,29 @@ std::string SqlDialect::PayloadValue(const std::string& expr, ColumnType type) c
   return expr;
 }
 
-std::string SqlDialect::Upsert(const std::string& table, const std::vector<std::string>& cols,
-                               const std::vector<std::string>& key_cols,
-                               const std::vector<std::string>& update_cols) const {
+namespace {
+
+// INSERT INTO table (cols) VALUES (?, ...), (?, ...) with `rows` tuples.
+std::string InsertValues(const std::string& table, const std::vector<std::string>& cols,
+                         int rows) {
   std::string sql = "INSERT INTO " + table + " (";
-  std::string marks;
+  std::string marks = "(";
   for (size_t i = 0; i < cols.size(); ++i) {
     sql += (i ? ", " : "") + cols[i];
     marks += i ? ", ?" : "?";
   }
-  sql += ") VALUES (" + marks + ")";
+  marks += ")";
+  sql += ") VALUES ";
+  for (int r = 0; r < rows; ++r) sql += (r ? ", " : "") + marks;
+  return sql;
+}
+
+}  // namespace
+
+std::string SqlDialect::Upsert(const std::string& table, const std::vector<std::string>& cols,
+                               const std::vector<std::string>& key_cols,
+                               const std::vector<std::string>& update_cols, int rows) const {
+  std::string sql = InsertValues(table, cols, rows);
   if (d_ == db::Dialect::kMysql) {
     sql += " ON DUPLICATE KEY UPDATE ";
     for (size_t i = 0; i < update_cols.size(); ++i)
@@ -144,14 +157,8 @@ std::string SqlDialect::Upsert(const std::string& table, const std::vector<std::
 }
 
 std::string SqlDialect::InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
-                                     const std::vector<std::string>& key_cols) const {
-  std::string sql = "INSERT INTO " + table + " (";
-  std::string marks;
-  for (size_t i = 0; i < cols.size(); ++i) {
-    sql += (i ? ", " : "") + cols[i];
-    marks += i ? ", ?" : "?";
-  }
-  sql += ") VALUES (" + marks + ")";
+                                     const std::vector<std::string>& key_cols, int rows) const {
+  std::string sql = InsertValues(table, cols, rows);
   if (d_ == db::Dialect::kMysql) return sql + " ON DUPLICATE KEY UPDATE " + key_cols[0] + " = " + key_cols[0];
   sql += " ON CONFLICT (";
   for (size_t i = 0; i < key_cols.size(); ++i) sql += (i ? ", " : "") + key_cols[i];

@@ -58,15 +58,16 @@ class SqlDialect {
   // Column expression as it goes into a payload (inet as text).
   std::string PayloadValue(const std::string& expr, ColumnType type) const;
 
-  // INSERT that updates `update_cols` when a row with the same `key_cols`
-  // exists, with one ? per column of `cols`.
+  // INSERT of `rows` rows that updates `update_cols` when a row with the same
+  // `key_cols` exists, with one ? per column of `cols` per row, row by row.
+  // REQUIRES: no two of the rows share a key (PostgreSQL refuses that).
   std::string Upsert(const std::string& table, const std::vector<std::string>& cols,
                      const std::vector<std::string>& key_cols,
-                     const std::vector<std::string>& update_cols) const;
+                     const std::vector<std::string>& update_cols, int rows = 1) const;
 
-  // INSERT that does nothing when a row with the same key exists.
+  // INSERT of `rows` rows, each doing nothing when a row with its key exists.
   std::string InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
-                           const std::vector<std::string>& key_cols) const;
+                           const std::vector<std::string>& key_cols, int rows = 1) const;
 
   // "(csn, id) > (?, ?)" in a form each database can run on an index;
   // takes the parameters (csn, csn, id) on MySQL, (csn, id) elsewhere.

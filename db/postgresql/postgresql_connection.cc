@@ -335,6 +335,10 @@ class PostgresConnection final : public Connection {
   void SetApplying(bool on) override {
     ExecuteDdl(on ? std::string("SET ") + kPostgresApplyingSetting + " = 'on'"
                   : std::string("RESET ") + kPostgresApplyingSetting);
+    // The applier finds PowerDNS rows by natural key. A generic plan made
+    // while a table was small (a fresh node catching up) keeps scanning it
+    // as it grows; planning each execution picks the (name, type) index.
+    ExecuteDdl(on ? "SET plan_cache_mode = force_custom_plan" : "RESET plan_cache_mode");
   }
 
   void ListenForChanges() override {
