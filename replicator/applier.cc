@@ -34,7 +34,7 @@ constexpr int kPageSize = 500;
 constexpr size_t kRowVerChunk = 64;
 // The row versions a batched transaction keeps in memory; past this, written
 // ones are flushed and all are dropped (their locks stay held).
-constexpr size_t kMaxKeptRowVers = 20000;
+constexpr size_t kMaxKeptRowVers = 4096;
 
 size_t ChunkSize(size_t n) { return n >= 64 ? 64 : n >= 8 ? 8 : 1; }
 
@@ -57,6 +57,9 @@ struct Applier::RowVer {
   bool deleted = true;
   std::optional<std::string> zone;
   Version epoch;
+  // Set when a dead incarnation's leftover was set aside: a row may exist
+  // whatever the (reset) state says.
+  bool maybe_present = false;
 };
 
 struct Applier::ZoneState {
@@ -78,6 +81,9 @@ struct Applier::TxCache {
   std::map<std::string, std::optional<int64_t>> zone_ids;  // zone name -> domains.id
   // Whether unresolved parked conflicts may exist (unknown until asked).
   std::optional<bool> parked_conflicts;
+  // zm_meta rows_versioned: every row of the PowerDNS tables has a version
+  // record (the node was installed or resynced empty).
+  bool rows_versioned = false;
 };
 
 Applier::Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node)
@@ -91,6 +97,13 @@ Applier::~Applier() = default;
 void Applier::BeginTx(bool batched) {
   *tx_ = TxCache();
   tx_->batched = batched;
+  auto rows = conn_.Query("SELECT value FROM zm_meta WHERE name = 'rows_versioned'");
+  tx_->rows_versioned = !rows.empty() && rows[0][0].AsText() == "1";
+}
+
+bool Applier::KnownAbsent(const RowVer& rv) const {
+  if (rv.maybe_present) return false;
+  return rv.known ? rv.deleted : tx_->rows_versioned;
 }
 
 // ---------------------------------------------------------------- rowver --
@@ -277,10 +290,12 @@ std::optional<schema::RowImage> Applier::LoadRow(const schema::TableSpec& spec,
 }
 
 void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& row,
-                       std::optional<int64_t> zone_id) {
+                       std::optional<int64_t> zone_id, bool known_absent) {
   TableSql sql(conn_.dialect(), spec);
-  Statement up = sql.Update(row, zone_id);
-  if (conn_.Execute(up.sql, up.params) > 0) return;
+  if (!known_absent) {
+    Statement up = sql.Update(row, zone_id);
+    if (conn_.Execute(up.sql, up.params) > 0) return;
+  }
   Statement ins = sql.Insert(row, zone_id);
   conn_.Execute(ins.sql, ins.params);
 }
@@ -388,7 +403,7 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
   switch (resolution) {
     case conflict::Resolution::kTakeRemote:
       if (c.op == 'U') {
-        WriteRow(*c.spec, c.row, zone_id);
+        WriteRow(*c.spec, c.row, zone_id, KnownAbsent(local));
       } else {
         DeleteRow(*c.spec, c.row, zone_id);
       }
@@ -400,7 +415,7 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
     case conflict::Resolution::kMerge:
       // Every node merges the same two states into the same row, under the
       // greater of the two versions.
-      WriteRow(*c.spec, *merged, zone_id);
+      WriteRow(*c.spec, *merged, zone_id, KnownAbsent(local));
       next.known = true;
       next.version = std::max(local.version, c.version);
       next.deleted = false;
@@ -526,7 +541,10 @@ void Applier::ApplyChildChange(Context& ctx, const Change& c) {
     return;
   }
   RowVer local = LockRowVer(c.spec->name, c.key);
-  if (local.known && local.epoch != c.epoch) local = RowVer{};  // a dead incarnation's leftover
+  if (local.known && local.epoch != c.epoch) {  // a dead incarnation's leftover
+    local = RowVer{};
+    local.maybe_present = true;
+  }
   Decide(ctx, c, local, zone.id);
 }
 
@@ -629,6 +647,9 @@ void Applier::DiscardLocalData() {
   for (const char* t : {"zm_rowver", "zm_outbox", "zm_applied", "zm_stage", "zm_parked", "zm_peer"}) {
     conn_.Execute(std::string("DELETE FROM ") + t);
   }
+  // Nothing is left without a version record.
+  schema::SqlDialect d(conn_.dialect());
+  conn_.Execute(d.Upsert("zm_meta", {"name", "value"}, {"name"}, {"value"}), {"rows_versioned", "1"});
   tx.Commit();
 }
 
@@ -837,6 +858,26 @@ int64_t Applier::RemoveOrphansOfDeletedZones() {
   if (removed > 0) {
     spdlog::info("removed {} row(s) written into zones after this node deleted them", removed);
   }
+  return removed;
+}
+
+int64_t Applier::RemoveAllOrphans() {
+  int64_t removed = 0;
+  for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+    if (!spec.is_child()) continue;
+    for (;;) {
+      auto rows = conn_.Query("SELECT t." + spec.id_column + ", t." + spec.parent_column + " FROM " +
+                              spec.name + " t LEFT JOIN domains d ON d.id = t." +
+                              spec.parent_column + " WHERE d.id IS NULL LIMIT 1000");
+      if (rows.empty()) break;
+      for (const db::Row& r : rows) {
+        removed += conn_.Execute("DELETE FROM " + spec.name + " WHERE " + spec.id_column +
+                                     " = ? AND " + spec.parent_column + " = ?",
+                                 {r[0], r[1]});
+      }
+    }
+  }
+  if (removed > 0) spdlog::info("removed {} row(s) whose zone is gone", removed);
   return removed;
 }
 

@@ -85,6 +85,12 @@ class Applier {
   // RemoveOrphansOfDeletedZones watches.
   void WatchDeletedZone(int64_t zone_id);
 
+  // Removes every row of a zone table whose zone is gone, by anti-join over
+  // whole tables: the watch above lives in memory, so a daemon killed just
+  // after a zone delete leaves the late writer's rows behind. For start-up.
+  // Returns rows removed.
+  int64_t RemoveAllOrphans();
+
  private:
   struct RowVer;
   struct ZoneState;
@@ -125,8 +131,13 @@ class Applier {
   ZoneState LoadZone(const std::string& zone);
   std::optional<schema::RowImage> LoadRow(const schema::TableSpec& spec, const schema::RowImage& row,
                                           std::optional<int64_t> zone_id);
+  // Writes the row: updates it where it exists, else inserts it; with
+  // `known_absent` (no local row has its key) inserts at once.
   void WriteRow(const schema::TableSpec& spec, const schema::RowImage& row,
-                std::optional<int64_t> zone_id);
+                std::optional<int64_t> zone_id, bool known_absent);
+  // Whether the versions say no local row has this key: a tombstone, or no
+  // version record on a node whose every row has one.
+  bool KnownAbsent(const RowVer& rv) const;
   void DeleteRow(const schema::TableSpec& spec, const schema::RowImage& row,
                  std::optional<int64_t> zone_id);
 

@@ -73,6 +73,7 @@ struct Daemon::Impl {
     for (int attempt = 1;; ++attempt) {
       try {
         EnsureApplyConnection();
+        CheckJoinDuty(*apply_conn);  // the database was down at start
         const auto started = std::chrono::steady_clock::now();
         ApplyResult r = applier->Apply(batch);
         status.ObserveApplyDuration(
@@ -115,6 +116,26 @@ struct Daemon::Impl {
     applier = std::make_unique<Applier>(*apply_conn, policy, config.node_id);
   }
 
+  // Decides, once the database answers, whether this node still owes its
+  // initial snapshot: an empty node records the duty (so that it survives
+  // restarts) and makes a first attempt; housekeeping retries. REQUIRES: no
+  // batch is being applied (startup, or apply_mu held).
+  void CheckJoinDuty(db::Connection& conn) {
+    if (join_checked) return;
+    if (config.initial_join && !config.peers.empty()) {
+      schema::SqlDialect d(conn.dialect());
+      if (IsEmptyNode(conn)) {
+        conn.Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}), {"join_pending", "1"});
+      }
+      join_pending = !conn.Query("SELECT 1 FROM zm_meta WHERE name = 'join_pending'").empty();
+    }
+    join_checked = true;
+    if (join_pending) {
+      last_join_attempt = NowMicros();
+      TryInitialJoin();
+    }
+  }
+
   // One attempt at the initial snapshot, from each peer in turn. REQUIRES:
   // no batch is being applied (startup, or apply_mu held).
   void TryInitialJoin() {
@@ -129,6 +150,7 @@ struct Daemon::Impl {
         conn->Execute("DELETE FROM zm_meta WHERE name = 'join_pending'");
         join_pending = false;
         status.SetInitialSync("");
+        status.ClearAllNeedsResync();  // marks from before the snapshot are out of date
         spdlog::info("initial snapshot loaded from {}: {} rows, {} tombstones", p.id, st.rows, st.tombstones);
         return;
       } catch (const std::exception& e) {
@@ -160,6 +182,10 @@ struct Daemon::Impl {
         ApplyResult r = applier->RetryParked();
         if (r.applied > 0) spdlog::info("applied or resolved {} parked change(s)", r.applied);
         if (notifier) notifier->ZonesChanged(r.zones);
+      }
+      if (!orphans_swept) {
+        applier->RemoveAllOrphans();
+        orphans_swept = true;
       }
       applier->RemoveOrphansOfDeletedZones();
     } catch (const db::Error& e) {
@@ -256,7 +282,10 @@ struct Daemon::Impl {
 
     const int64_t now = NowMicros();
     if (snapshots) snapshots->Reap();
-    if (join_pending && now - last_join_attempt > 2 * 1000000LL) {
+    if (!join_checked) {
+      std::lock_guard<std::mutex> lock(apply_mu);
+      CheckJoinDuty(conn);  // the database was down at start
+    } else if (join_pending && now - last_join_attempt > 2 * 1000000LL) {
       last_join_attempt = now;
       std::lock_guard<std::mutex> lock(apply_mu);
       TryInitialJoin();
@@ -316,6 +345,8 @@ struct Daemon::Impl {
   int64_t last_purge = 0;
   int64_t last_parked_retry = 0;
   std::atomic<bool> join_pending{false};  // the initial snapshot is still missing
+  std::atomic<bool> join_checked{false};  // join_pending is known (the database answered)
+  bool orphans_swept = false;             // RemoveAllOrphans ran (apply_mu)
   int64_t last_join_attempt = 0;
 
   std::atomic<bool> stopping{false};
@@ -369,14 +400,7 @@ int Daemon::Run() {
   // A node starting with an empty database first loads a snapshot from a
   // peer. The duty is recorded, so it survives restarts, and retried by the
   // outbox thread until a peer serves one.
-  if (outbox_conn && cfg.initial_join && !cfg.peers.empty()) {
-    schema::SqlDialect d(outbox_conn->dialect());
-    if (IsEmptyNode(*outbox_conn)) {
-      outbox_conn->Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}), {"join_pending", "1"});
-    }
-    m.join_pending = !outbox_conn->Query("SELECT 1 FROM zm_meta WHERE name = 'join_pending'").empty();
-    if (m.join_pending) m.TryInitialJoin();
-  }
+  if (outbox_conn) m.CheckJoinDuty(*outbox_conn);
 
   m.snapshots = std::make_unique<SnapshotService>([&m] { return m.Open(); }, cfg.node_id,
                                                   cfg.history_retention_seconds);

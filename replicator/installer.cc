@@ -114,6 +114,19 @@ void Install(db::Connection& conn, const std::string& node_id, bool create_schem
     conn.Execute(upsert, {"node_id", node_id});
     conn.Execute(upsert, {"schema_version", std::to_string(schema::kZonemeshSchemaVersion)});
     conn.Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}), {"last_csn", "0"});
+    if (!st.installed) {
+      // Whether every PowerDNS row has a version record: true when the
+      // tables are empty now that the triggers exist (writers that wrote
+      // before have committed: creating a trigger waits for them). The
+      // applier then knows a key without a version has no row, and inserts
+      // without looking for one first.
+      bool empty = true;
+      for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+        if (!conn.Query("SELECT 1 FROM " + spec.name + " LIMIT 1").empty()) empty = false;
+      }
+      conn.Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}),
+                   {"rows_versioned", empty ? "1" : "0"});
+    }
     if (transactional) conn.Commit();
   } catch (...) {
     if (transactional) conn.Rollback();
