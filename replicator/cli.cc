@@ -80,8 +80,9 @@ cleanly on SIGTERM or SIGINT.
 
 Shows the local node's status: per peer whether it is connected, its queue
 depth and lag, the last error; per origin what was applied; conflicts.
-Asks the running daemon (GET /status on the config's listen address); when
-the daemon is not running, reads queue depths from the database.
+Asks the running daemon (GET /status on the config's status_listen address,
+or its listen address when there is none); when the daemon is not running,
+reads queue depths from the database.
 
   --config FILE     the node's configuration file (required)
   --json            print the raw JSON

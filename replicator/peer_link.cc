@@ -181,6 +181,7 @@ bool PeerLink::Step() {
     cursor_ = *ack;
     outbox_->SaveCursor(peer_.id, cursor_);
     backoff_ms_ = 0;
+    status_.ClearNeedsResync(peer_.id);
     status_.UpdatePeer(peer_.id, [&](PeerState& p) {
       p.connected = true;
       p.state = "ok";

@@ -117,8 +117,13 @@ HttpResponse Router::Notice(const HttpRequest& req) const {
   json j = json::parse(req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("origin") || !j["origin"].is_string() ||
       !j.contains("target") || !j["target"].is_string() || !j.contains("fingerprint") ||
-      !j["fingerprint"].is_string() || !j.contains("needs_resync") || !j["needs_resync"].is_string()) {
-    return ErrorResponse(400, "notice must be {\"origin\", \"target\", \"fingerprint\", \"needs_resync\"}");
+      !j["fingerprint"].is_string() || !j.contains("needs_resync") || !j["needs_resync"].is_string() ||
+      !j.contains("v") || !j["v"].is_number_integer()) {
+    return ErrorResponse(
+        400, "notice must be {\"v\", \"origin\", \"target\", \"fingerprint\", \"needs_resync\"}");
+  }
+  if (j["v"].get<int64_t>() != kProtocolVersion) {
+    return ErrorResponse(400, "protocol version " + j["v"].dump() + " is not supported");
   }
   const std::string origin = j["origin"].get<std::string>();
   HttpResponse check = CheckSender(origin, j["target"].get<std::string>(), j["fingerprint"].get<std::string>());
@@ -155,6 +160,8 @@ HttpResponse Router::Snapshot(const std::string& path, const HttpRequest& req) c
     return ErrorResponse(404, e.what());
   } catch (const std::invalid_argument& e) {
     return ErrorResponse(400, e.what());
+  } catch (const json::exception& e) {
+    return ErrorResponse(400, std::string("bad snapshot request: ") + e.what());
   } catch (const db::Error& e) {
     throw UnavailableError(std::string("database: ") + e.what());
   } catch (const std::runtime_error& e) {
@@ -198,6 +205,9 @@ HttpResponse Router::Push(const HttpRequest& req) const {
                                   {"ack", PositionJson(r.ack)}});
   }
   status_.RecordApply(batch.origin, r, newest);
+  // The origin continues from what this node holds: whatever it noticed
+  // missing before, this node has it now.
+  status_.ClearNeedsResync(batch.origin);
   return JsonResponse(200, json{{"node_id", options_.node_id},
                                 {"ack", PositionJson(r.ack)},
                                 {"applied", r.applied},

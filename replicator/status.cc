@@ -1,5 +1,7 @@
 #include "replicator/status.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <ctime>
 
@@ -239,6 +241,16 @@ void StatusBoard::SetPowerDns(json powerdns) {
 void StatusBoard::MarkNeedsResync(const std::string& peer, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   needs_resync_[peer] = reason;
+}
+
+void StatusBoard::ClearNeedsResync(const std::string& peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (needs_resync_.erase(peer) > 0) spdlog::info("resync mark for {} cleared: in step again", peer);
+}
+
+void StatusBoard::ClearAllNeedsResync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  needs_resync_.clear();
 }
 
 void StatusBoard::SetInitialSync(const std::string& waiting_reason) {

@@ -77,6 +77,10 @@ class StatusBoard {
   // This node lacks history `peer` no longer has (or holds changes older
   // than `peer` accepts): it needs `zonemesh join`. /health fails until then.
   void MarkNeedsResync(const std::string& peer, const std::string& reason);
+  // Ends such a mark: `peer` and this node exchange changes again (after a
+  // resync), or every mark (a snapshot was loaded).
+  void ClearNeedsResync(const std::string& peer);
+  void ClearAllNeedsResync();
 
   // Non-empty while the initial snapshot of an empty node is still missing:
   // why (/health fails meanwhile).

@@ -715,9 +715,20 @@ TEST_F(RouterTest, ChangesOlderThanTheHistoryRetentionAreRefusedAsNeedingResync)
   EXPECT_EQ(applier_->Acknowledged("ns1"), Position{});
 }
 
-TEST_F(RouterTest, NoticeOfNeededResyncFailsHealth) {
+TEST_F(RouterTest, NoticeOfNeededResyncFailsHealthUntilTheOriginPushesAgain) {
   EXPECT_EQ(Request("GET", "/health").status, 200);
-  json notice{{"origin", "ns1"}, {"target", "ns2"}, {"fingerprint", "F"}, {"needs_resync", "history purged"}};
+  json notice{{"v", kProtocolVersion},
+              {"origin", "ns1"},
+              {"target", "ns2"},
+              {"fingerprint", "F"},
+              {"needs_resync", "history purged"}};
+  json unversioned = notice;
+  unversioned.erase("v");
+  EXPECT_EQ(Request("POST", "/v1/notice", unversioned.dump()).status, 400);
+  json future = notice;
+  future["v"] = kProtocolVersion + 1;
+  EXPECT_EQ(Request("POST", "/v1/notice", future.dump()).status, 400);
+  EXPECT_EQ(Request("GET", "/health").status, 200);
   EXPECT_EQ(Request("POST", "/v1/notice", notice.dump()).status, 200);
   HttpResponse h = Request("GET", "/health");
   EXPECT_EQ(h.status, 503);
@@ -726,8 +737,15 @@ TEST_F(RouterTest, NoticeOfNeededResyncFailsHealth) {
   ASSERT_EQ(status["needs_resync"].size(), 1u);
   EXPECT_EQ(status["needs_resync"][0]["peer"], "ns1");
   // A notice from a stranger changes nothing.
-  notice["origin"] = "ns9";
-  EXPECT_EQ(Request("POST", "/v1/notice", notice.dump()).status, 403);
+  json stranger = notice;
+  stranger["origin"] = "ns9";
+  EXPECT_EQ(Request("POST", "/v1/notice", stranger.dump()).status, 403);
+  EXPECT_EQ(Request("GET", "/health").status, 503);
+
+  // ns1 pushes again (this node was resynced): the mark is over.
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  EXPECT_TRUE(json::parse(Request("GET", "/status").body)["needs_resync"].empty());
 }
 
 }  // namespace
