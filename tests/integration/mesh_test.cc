@@ -30,6 +30,7 @@
 #include "replicator/wire.h"
 #include "schema/key.h"
 #include "tests/support/cluster.h"
+#include "tests/support/mesh_checks.h"
 
 namespace zonemesh::testing {
 namespace {
@@ -42,41 +43,10 @@ uint64_t TestSeed() {
   return std::random_device{}();
 }
 
-int64_t QueueDepth(const json& status, const std::string& peer) {
-  json p = PeerEntry(status, peer);
-  return p.is_null() ? -1 : p.value("queue_depth", int64_t{-1});
-}
-
-int64_t ChangesApplied(const json& status, const std::string& origin) {
-  json o = OriginEntry(status, origin);
-  return o.is_null() ? 0 : o.value("changes_applied", int64_t{0});
-}
-
 Position AppliedFrom(db::Connection& conn, const std::string& origin) {
   auto rows = conn.Query("SELECT csn, id FROM zm_applied WHERE origin = ?", {origin});
   if (rows.empty()) return {};
   return {rows[0][0].AsInt(), rows[0][1].AsInt()};
-}
-
-// Physical duplicate rows by natural identity in the tables writers touch.
-std::string PhysicalDuplicates(db::Connection& conn) {
-  std::string out;
-  for (const db::Row& r : conn.Query(
-           "SELECT domain_id, name, type, content, COUNT(*) FROM records "
-           "GROUP BY domain_id, name, type, content HAVING COUNT(*) > 1")) {
-    out += "records " + r[0].AsText() + " " + r[1].AsText() + " " + r[2].AsText() + " " +
-           r[3].AsText() + " x" + r[4].AsText() + "\n";
-  }
-  for (const db::Row& r : conn.Query(
-           "SELECT domain_id, kind, content, COUNT(*) FROM domainmetadata "
-           "GROUP BY domain_id, kind, content HAVING COUNT(*) > 1")) {
-    out += "domainmetadata " + r[0].AsText() + " " + r[1].AsText() + " x" + r[3].AsText() + "\n";
-  }
-  for (const db::Row& r : conn.Query(
-           "SELECT name, COUNT(*) FROM domains GROUP BY name HAVING COUNT(*) > 1")) {
-    out += "domains " + r[0].AsText() + " x" + r[1].AsText() + "\n";
-  }
-  return out;
 }
 
 // ------------------------------------------------------------ writers --
@@ -297,65 +267,6 @@ class RandomWriter {
   std::atomic<int> done_{0};
   std::string error_;
   std::map<std::string, int> counts_;
-};
-
-// Inserts uniquely named A records into one zone of one node, a few per
-// transaction, until stopped; remembers every name it committed.
-class AppendWriter {
- public:
-  AppendWriter(Node& node, std::string zone) : node_(node), zone_(std::move(zone)) {}
-  ~AppendWriter() { Stop(); }
-
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-  }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  size_t committed() const { return committed_.load(); }
-  std::vector<std::string> names() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return names_;
-  }
-  std::string error() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return error_;
-  }
-
- private:
-  void Run() {
-    try {
-      auto conn = node_.Connect();
-      int64_t seq = 0;
-      while (!stop_) {
-        std::vector<std::string> batch;
-        for (int i = 0; i < 4; ++i) batch.push_back("r" + std::to_string(seq++) + "." + zone_);
-        WithTransaction(*conn, [&] {
-          int64_t zone_id = *pdns::ZoneId(*conn, zone_);
-          for (const std::string& n : batch) pdns::InsertRecord(*conn, zone_id, n, "A", "192.0.2.9", 300);
-        });
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          names_.insert(names_.end(), batch.begin(), batch.end());
-        }
-        committed_ += batch.size();
-        std::this_thread::sleep_for(std::chrono::milliseconds(4));
-      }
-    } catch (const std::exception& e) {
-      std::lock_guard<std::mutex> lock(mu_);
-      error_ = e.what();
-    }
-  }
-
-  Node& node_;
-  std::string zone_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<size_t> committed_{0};
-  std::mutex mu_;
-  std::vector<std::string> names_;
-  std::string error_;
 };
 
 // ------------------------------------------------------------------ 1 --

@@ -7,11 +7,14 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "db/open.h"
 #include "tests/support/cluster.h"
+#include "tests/support/mesh_checks.h"
 #include "tests/support/pdns_writes.h"
 #include "tests/support/test_db.h"
 
@@ -260,6 +263,143 @@ TEST_P(ServerDatabaseTest, HealthFollowsPeerLagAndTheDatabase) {
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("zonemesh_peer_queue_depth{node=\"a\",peer=\"b\"} 0"), std::string::npos)
       << metrics.body;
+}
+
+// kill -9 loops under sustained replication in both directions: the
+// database server of one node, that node's daemon while it receives, and
+// the other daemon while it sends, three rounds each, with writers on both
+// nodes throughout. Afterwards every committed record is on both nodes
+// exactly once, nothing else is, and the nodes' dumps are identical.
+TEST_P(ServerDatabaseTest, KillNineLoopsOfDaemonsAndDatabaseUnderLoadLoseAndDoubleNothing) {
+  PrivateServer server(GetParam(), "kill9loop");
+  Cluster mesh(2, "kill9loop", {{"batch_max_changes", 25}}, {Dialect::kSqlite});
+  Node& a = mesh[0];  // on the server that gets killed
+  Node& b = mesh[1];  // SQLite
+  a.UseDatabase(server.Database("pdns"));
+  a.WriteConfig({{"b", b.url()}});
+  a.Install();
+  mesh.StartAll();
+  {
+    auto c = b.Connect();
+    PdnsWriter(*c).CreateZone("loop.test");
+  }
+  ASSERT_TRUE(mesh.WaitUntil("zone on a", [&] { return HasRecord(a, "loop.test"); }));
+
+  AppendWriter wa(a, "loop.test", "a", /*survive_database_loss=*/true);
+  AppendWriter wb(b, "loop.test", "b");
+  wa.Start();
+  wb.Start();
+  auto b_wrote = [&](size_t n) {
+    const size_t from = wb.committed();
+    return mesh.WaitUntil("b's writer commits " + std::to_string(n) + " more",
+                          [&] { return wb.committed() >= from + n; });
+  };
+  auto a_wrote = [&](size_t n) {
+    const size_t from = wa.committed();
+    const bool ok = mesh.WaitUntil("a's writer commits " + std::to_string(n) + " more",
+                                   [&] { return wa.committed() >= from + n; });
+    if (!ok) std::cout << "[kill9loop] a's writer: last error: " << wa.error() << "\n";
+    return ok;
+  };
+  auto a_has_b_latest = [&] {
+    const std::vector<std::string> names = wb.names();
+    const std::string last = names.back();
+    return mesh.WaitUntil("a applies " + last, [&] { return HasRecord(a, last); });
+  };
+
+  for (int round = 1; round <= 3; ++round) {
+    std::cout << "[kill9loop] round " << round << ": kill -9 of a's database server\n";
+    server.Run("kill");
+    ASSERT_TRUE(mesh.WaitUntil("a reports its database down", [&] {
+      auto s = a.TryStatus();
+      return s && !(*s)["database"]["ok"].get<bool>();
+    }));
+    ASSERT_TRUE(b_wrote(40));
+    server.Run("start");
+    ASSERT_TRUE(a_has_b_latest());
+    ASSERT_TRUE(a_wrote(20));
+
+    std::cout << "[kill9loop] round " << round << ": kill -9 of a's daemon while it receives\n";
+    ASSERT_TRUE(b_wrote(20));
+    a.Kill();
+    ASSERT_TRUE(b_wrote(60));
+    ASSERT_TRUE(a_wrote(40));  // captured while a's daemon is down
+    a.Start();
+    ASSERT_TRUE(a_has_b_latest());
+
+    std::cout << "[kill9loop] round " << round << ": kill -9 of b's daemon while it sends\n";
+    ASSERT_TRUE(b_wrote(20));
+    b.Kill();
+    ASSERT_TRUE(a_wrote(60));
+    ASSERT_TRUE(b_wrote(40));
+    b.Start();
+    ASSERT_TRUE(a_has_b_latest());
+  }
+  wa.Stop();
+  wb.Stop();
+  ASSERT_EQ(wb.error(), "");
+  ASSERT_TRUE(mesh.WaitForConvergence(180s));
+
+  std::set<std::string> committed, maybe;
+  for (const std::string& n : wa.names()) committed.insert(n);
+  for (const std::string& n : wb.names()) committed.insert(n);
+  for (const std::string& n : wa.uncertain()) maybe.insert(n);
+  std::cout << "[kill9loop] " << committed.size() << " records committed, " << maybe.size()
+            << " in COMMITs cut by the database kill\n";
+  const std::vector<std::string> reference = b.Dump();
+  for (Node* n : mesh.nodes()) {
+    auto conn = n->Connect();
+    std::set<std::string> present;
+    for (const db::Row& r : conn->Query(
+             "SELECT r.name FROM records r JOIN domains d ON d.id = r.domain_id "
+             "WHERE d.name = 'loop.test' AND r.type = 'A'")) {
+      present.insert(r[0].AsText());
+    }
+    std::vector<std::string> missing, extra;
+    for (const std::string& w : committed)
+      if (!present.count(w)) missing.push_back(w);
+    for (const std::string& p : present)
+      if (!committed.count(p) && !maybe.count(p)) extra.push_back(p);
+    EXPECT_TRUE(missing.empty()) << "node " << n->id() << " lacks " << missing.size()
+                                 << " committed record(s), e.g. " << missing.front();
+    EXPECT_TRUE(extra.empty()) << "node " << n->id() << " holds " << extra.size()
+                               << " record(s) nobody committed, e.g. " << extra.front();
+    EXPECT_EQ(PhysicalDuplicates(*conn), "") << "node " << n->id();
+    EXPECT_EQ(n->Dump(), reference) << "node " << n->id();
+  }
+  mesh.StopAll();
+}
+
+// An empty node whose database server is down when its daemon starts
+// still owes its initial snapshot: it loads it once the server answers.
+TEST_P(ServerDatabaseTest, EmptyNodeWhoseDatabaseIsDownAtStartJoinsOnceItAnswers) {
+  PrivateServer server(GetParam(), "joinlate");
+  Cluster mesh(2, "dbdownjoin", {}, {Dialect::kSqlite});
+  Node& a = mesh[0];  // SQLite, holds data from before zonemesh: only a snapshot carries it
+  Node& b = mesh[1];  // empty, on the server
+  ASSERT_EQ(RunZonemesh({"uninstall", "--config", a.config_path()}).exit_code, 0);
+  {
+    auto conn = a.Connect();
+    PdnsWriter(*conn).CreateZone("pre.example");
+  }
+  ASSERT_EQ(RunZonemesh({"install", "--config", a.config_path()}).exit_code, 0);
+  b.UseDatabase(server.Database("pdns"));
+  b.WriteConfig({{"a", a.url()}});
+  b.Install();
+  a.Start();
+  server.Run("stop");
+  b.Start();
+  ASSERT_TRUE(mesh.WaitUntil("b reports its database down", [&] {
+    auto s = b.TryStatus();
+    return s && !(*s)["database"]["ok"].get<bool>();
+  }));
+  server.Run("start");
+  ASSERT_TRUE(mesh.WaitUntil("b loaded a's snapshot", [&] { return HasRecord(b, "pre.example"); }));
+  // The daemon logs it just after the commit.
+  EXPECT_TRUE(mesh.WaitUntil("b logs its initial snapshot", [&] {
+    return b.Log().find("initial snapshot loaded from a") != std::string::npos;
+  })) << b.LogTail();
+  ASSERT_TRUE(mesh.WaitForConvergence());
 }
 
 INSTANTIATE_TEST_SUITE_P(ServerDatabases, ServerDatabaseTest,
