@@ -1,7 +1,10 @@
 #!/bin/sh
 # Installs the Debian 12 packages zonemesh needs to build, test and run its
-# demos. Run as root. Package scripts are kept from starting system services
-# (the tests and examples start their own throwaway servers on loopback).
+# demos, and any further packages named as arguments (bench/install-deps.sh
+# passes the benchmarks' own). Run as root. Package scripts are kept from
+# starting system services (the tests and examples start their own throwaway
+# servers on loopback).
+#   scripts/install-deps.sh [PACKAGE...]
 set -eu
 
 PACKAGES="
@@ -19,6 +22,7 @@ PACKAGES="
   mariadb-server mariadb-client
   pdns-server pdns-backend-sqlite3 pdns-backend-pgsql pdns-backend-mysql pdns-tools
   dnsutils curl python3 procps
+  $*
 "
 
 if [ "$(id -u)" -ne 0 ]; then
