@@ -84,6 +84,11 @@ struct Applier::TxCache {
   // zm_meta rows_versioned: every row of the PowerDNS tables has a version
   // record (the node was installed or resynced empty).
   bool rows_versioned = false;
+  // Inserts of rows known absent, all into one table, not yet sent: they go
+  // many per statement, before anything else reads or writes the table.
+  const schema::TableSpec* insert_spec = nullptr;
+  Statement inserts;  // INSERT ... VALUES (...), (...) under construction
+  size_t insert_rows = 0;
 };
 
 Applier::Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node)
@@ -153,9 +158,9 @@ void Applier::PrefetchRowVers(const std::vector<RowKey>& keys) {
           db::Params one = PlaceholderParams(table, kids[i], key_of[kids[i]]);
           params.insert(params.end(), one.begin(), one.end());
         }
-        conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"},
-                                     static_cast<int>(size)),
-                      params);
+        new_rowvers_ += conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"},
+                                                     static_cast<int>(size)),
+                                      params);
       }
       std::string sql =
           "SELECT kid, hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
@@ -274,9 +279,18 @@ Applier::ZoneState Applier::LoadZone(const std::string& zone) {
 
 // ------------------------------------------------------------ data rows --
 
+void Applier::FlushInserts() {
+  if (tx_->insert_rows == 0) return;
+  conn_.Execute(tx_->inserts.sql, tx_->inserts.params);
+  tx_->insert_spec = nullptr;
+  tx_->inserts = Statement();
+  tx_->insert_rows = 0;
+}
+
 std::optional<schema::RowImage> Applier::LoadRow(const schema::TableSpec& spec,
                                                  const schema::RowImage& row,
                                                  std::optional<int64_t> zone_id) {
+  FlushInserts();
   if (spec.is_child() && !zone_id) return std::nullopt;
   Statement st = TableSql(conn_.dialect(), spec).Select(row, zone_id);
   auto rows = conn_.Query(st.sql, st.params);
@@ -292,6 +306,22 @@ std::optional<schema::RowImage> Applier::LoadRow(const schema::TableSpec& spec,
 void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& row,
                        std::optional<int64_t> zone_id, bool known_absent) {
   TableSql sql(conn_.dialect(), spec);
+  if (known_absent && tx_->batched && !spec.is_zone_table) {
+    // At most kRowVerChunk rows a statement: at most that many statement
+    // texts per table in the drivers' prepared-statement caches.
+    if (tx_->insert_spec != &spec || tx_->insert_rows == kRowVerChunk) FlushInserts();
+    Statement ins = sql.Insert(row, zone_id);
+    if (tx_->insert_rows == 0) {
+      tx_->insert_spec = &spec;
+      tx_->inserts = std::move(ins);
+    } else {
+      tx_->inserts.sql += ", " + ins.sql.substr(ins.sql.rfind(" VALUES (") + 8);
+      tx_->inserts.params.insert(tx_->inserts.params.end(), ins.params.begin(), ins.params.end());
+    }
+    ++tx_->insert_rows;
+    return;
+  }
+  FlushInserts();
   if (!known_absent) {
     Statement up = sql.Update(row, zone_id);
     if (conn_.Execute(up.sql, up.params) > 0) return;
@@ -302,6 +332,7 @@ void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& ro
 
 void Applier::DeleteRow(const schema::TableSpec& spec, const schema::RowImage& row,
                         std::optional<int64_t> zone_id) {
+  FlushInserts();
   Statement del = TableSql(conn_.dialect(), spec).Delete(row, zone_id);
   conn_.Execute(del.sql, del.params);
 }
@@ -334,6 +365,26 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
   if (decision == "parked") tx_->parked_conflicts = true;
   spdlog::info("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node,
                decision, reason);
+}
+
+void Applier::RefreshStatistics() {
+  // PostgreSQL plans the key lookups on zm_rowver from its statistics; a
+  // node catching up on a large backlog grows the table far past them long
+  // before autovacuum looks (a table analyzed empty gets scanned whole).
+  // Analyzed whenever it may have doubled: a handful of times in all.
+  if (conn_.dialect() != db::Dialect::kPostgres ||
+      new_rowvers_ < std::max<int64_t>(1000, analyzed_rowvers_)) {
+    return;
+  }
+  new_rowvers_ = 0;
+  try {
+    conn_.ExecuteDdl("ANALYZE zm_rowver");
+    auto rows = conn_.Query("SELECT reltuples FROM pg_class WHERE relname = 'zm_rowver'");
+    if (!rows.empty()) analyzed_rowvers_ = static_cast<int64_t>(std::stod(rows[0][0].AsText()));
+  } catch (const db::Error& e) {
+    if (e.connection_lost()) throw;
+    spdlog::debug("ANALYZE zm_rowver: {}", e.what());
+  }
 }
 
 // ------------------------------------------------------------- decisions --
@@ -430,6 +481,7 @@ void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
 
 void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoch,
                               const Version& version, const VersionVector& vv) {
+  FlushInserts();
   if (zone.id) {
     for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
       if (!spec.is_child()) continue;
@@ -822,10 +874,12 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   }
 
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  FlushInserts();
   FlushRowVers();
   save(applied, staged);
   tx.Commit();
   result.ack = std::max(applied, staged);
+  RefreshStatistics();
   return result;
 }
 

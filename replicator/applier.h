@@ -125,7 +125,11 @@ class Applier {
   void PrefetchRowVers(const std::vector<RowKey>& keys);
   static RowVer RowVerFromColumns(const db::Row& row, size_t first);
   bool MayHaveParkedConflicts();
+  // Outside transactions: refreshes zm_rowver's statistics on PostgreSQL
+  // after many new keys.
+  void RefreshStatistics();
   void FlushRowVers();
+  void FlushInserts();
   RowVer LockRowVer(const std::string& table, const std::string& key);
   void WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv);
   ZoneState LoadZone(const std::string& zone);
@@ -147,6 +151,8 @@ class Applier {
   // domains.id of zones deleted here -> when (µs), for orphan checks.
   std::map<int64_t, int64_t> deleted_zones_;
   std::unique_ptr<TxCache> tx_;
+  int64_t new_rowvers_ = 0;       // keys added to zm_rowver since the last ANALYZE
+  int64_t analyzed_rowvers_ = 0;  // its rows then
 };
 
 }  // namespace zonemesh
