@@ -19,7 +19,7 @@ import os
 import subprocess
 import time
 
-from .bench_throughput import rows_for
+from .bench_throughput import commit_one_by_one, rows_for
 from .env import log, wait_for
 from .mesh import Node, check_count, stop_all, wait_name
 from .spread import measure_spread
@@ -116,13 +116,9 @@ def workload(a_db, b_db, tag, rate, duration, n_single, n_big, wait_ready):
     lat, samples = measure_spread(a_db, [b_db], zone, did, rate, duration)
     res["latency_ms"] = lat
     # Single-row transactions.
-    sql = "INSERT INTO records (domain_id, name, type, content, ttl, prio) VALUES (?, ?, 'A', ?, 300, 0)"
     rows = rows_for("s", zone, 0, n_single)
     t0 = time.monotonic()
-    for name, content in rows:
-        c.begin()
-        c.execute(sql, (did, name, content))
-        c.commit()
+    commit_one_by_one(c, did, rows)
     tw = time.monotonic()
     t_end = _wait_visible(b_db, rows[-1][0])
     res["single_row_tx"] = {"changes": n_single, "writer_rate": round(n_single / (tw - t0)),

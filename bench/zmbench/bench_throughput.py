@@ -15,6 +15,17 @@ def rows_for(prefix, zone, start, count):
             for i in range(start, start + count)]
 
 
+SINGLE_ROW_INSERT = "INSERT INTO records (domain_id, name, type, content, ttl, prio) VALUES (?, ?, 'A', ?, 300, 0)"
+
+
+def commit_one_by_one(c, did, rows):
+    """Inserts (name, content) rows into zone `did`, one transaction each."""
+    for name, content in rows:
+        c.begin()
+        c.execute(SINGLE_ROW_INSERT, (did, name, content))
+        c.commit()
+
+
 def apply_counters(node, origin):
     m = node.metrics()
     changes = 0.0
@@ -33,12 +44,8 @@ def single_row(env, nodes, n_tx):
     wait_zone_everywhere(nodes, zone)
     base = c.count_zone_records(zone)
     rows = rows_for("s", zone, 0, n_tx)
-    sql = "INSERT INTO records (domain_id, name, type, content, ttl, prio) VALUES (?, ?, 'A', ?, 300, 0)"
     t0 = time.monotonic()
-    for name, content in rows:
-        c.begin()
-        c.execute(sql, (did, name, content))
-        c.commit()
+    commit_one_by_one(c, did, rows)
     t_w = time.monotonic()
     c.close()
     reached = wait_name(nodes[1:], rows[-1][0], timeout=600)
