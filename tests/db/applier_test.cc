@@ -416,6 +416,27 @@ TEST_P(ApplierTest, RowsWrittenIntoAZoneAfterItsRemoteDeleteAreRemoved) {
   mesh_.ExpectConverged();
 }
 
+// A node installed on an empty database knows every row has a version and
+// inserts rows without a version record at once; one installed on existing
+// data must look for the row first, or it would hold it twice (or have the
+// insert refused where a unique index exists).
+TEST_P(ApplierTest, RowsFromBeforeInstallAreUpdatedNotDuplicated) {
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_meta WHERE name = 'rows_versioned' AND value = '1'"), 1)
+      << "installed on an empty database";
+  // A row zonemesh never saw (as if written before install), and the mark
+  // install leaves on a database that held rows.
+  PdnsWriter(*b.apply_conn).AddTsigKey("xfr", "hmac-sha256", "b2xk");
+  b.conn->Execute("UPDATE zm_meta SET value = '0' WHERE name = 'rows_versioned'");
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_outbox"), 0);
+  a.w->AddTsigKey("xfr", "hmac-sha256", "bmV3");
+  mesh_.Sync(a, b);
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM tsigkeys WHERE name = 'xfr'"), 1);
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM tsigkeys WHERE secret = 'bmV3'"), 1);
+  mesh_.ExpectConverged();
+}
+
 // The watch of deleted zones lives in the daemon's memory; a daemon killed
 // right after a zone delete starts with an empty one. Its start-up sweep
 // finds the late writer's rows all the same.

@@ -148,6 +148,8 @@ TEST(Join, EmptyNodeWaitsForItsInitialSnapshotUntilAPeerAnswers) {
     PdnsWriter(*conn).CreateZone("pre.example");
   }
   ASSERT_EQ(RunZonemesh({"install", "--config", a.config_path()}).exit_code, 0);
+  // Installed on rows it never versioned: its applier must look rows up.
+  EXPECT_EQ(Count(a, "SELECT COUNT(*) FROM zm_meta WHERE name = 'rows_versioned' AND value = '0'"), 1);
   b.Start();  // a is down: no snapshot yet
   ASSERT_TRUE(mesh.WaitUntil("b unhealthy while it waits", [&] {
     auto h = b.Http("GET", "/health");
