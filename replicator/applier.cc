@@ -38,6 +38,8 @@ constexpr size_t kMaxKeptRowVers = 4096;
 
 size_t ChunkSize(size_t n) { return n >= 64 ? 64 : n >= 8 ? 8 : 1; }
 
+// A zm_rowver row that claims a key and records nothing (hlc 0: older than
+// any change).
 db::Params PlaceholderParams(const std::string& table, const std::string& kid,
                              const std::string& key) {
   return {table, kid, key, int64_t{0}, "", int64_t{0}, "{}", int64_t{1}, db::Value(), int64_t{0},
@@ -229,8 +231,7 @@ Applier::RowVer Applier::LockRowVer(const std::string& table, const std::string&
     // Claim the key so that a local writer inserting the same key waits for
     // this transaction (and then builds on its version), or this waits for it.
     conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"}),
-                  {table, kid, key, int64_t{0}, "", int64_t{0}, "{}", int64_t{1}, db::Value(),
-                   int64_t{0}, ""});
+                  PlaceholderParams(table, kid, key));
   }
   auto rows = conn_.Query(
       "SELECT hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
