@@ -244,42 +244,26 @@ int64_t Outbox::Purge(const Position& acked_by_all, int64_t older_than_hlc) {
   if (acked_by_all.IsZero()) return 0;
   // Only rows of rounds before the acknowledged one are purged, so a
   // partially acknowledged round stays whole.
-  int64_t deleted = 0;
-  for (;;) {
-    auto rows = conn_.Query(
-        "SELECT id, csn FROM zm_outbox WHERE csn IS NOT NULL AND csn < ? AND hlc < ? ORDER BY csn, id "
-        "LIMIT " + std::to_string(kStampPage),
-        {acked_by_all.csn, older_than_hlc});
-    if (rows.empty()) break;
-    size_t n = 1;
-    while (n < rows.size()) n *= 2;
-    db::Params params;
-    for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
-    db::Transaction tx(conn_);
-    conn_.Execute("DELETE FROM zm_outbox WHERE id IN (" + Marks(n) + ")", params);
-    Position last{rows.back()[1].AsInt(), rows.back()[0].AsInt()};
-    if (last > PurgedUpTo()) MetaSet("purged_upto", last.ToString());
-    tx.Commit();
-    deleted += static_cast<int64_t>(rows.size());
-    if (rows.size() < static_cast<size_t>(kStampPage)) break;
-  }
-  return deleted;
+  return DeleteOldestStamped("csn < ? AND hlc < ?", {acked_by_all.csn, older_than_hlc});
 }
 
 int64_t Outbox::ExpireHistory(int64_t horizon_hlc) {
+  return DeleteOldestStamped("hlc < ?", {horizon_hlc});
+}
+
+int64_t Outbox::DeleteOldestStamped(const std::string& condition, const db::Params& params) {
   int64_t deleted = 0;
   for (;;) {
-    auto rows = conn_.Query(
-        "SELECT id, csn FROM zm_outbox WHERE csn IS NOT NULL AND hlc < ? ORDER BY csn, id LIMIT " +
-            std::to_string(kStampPage),
-        {horizon_hlc});
+    auto rows = conn_.Query("SELECT id, csn FROM zm_outbox WHERE csn IS NOT NULL AND " + condition +
+                                " ORDER BY csn, id LIMIT " + std::to_string(kStampPage),
+                            params);
     if (rows.empty()) break;
     size_t n = 1;
     while (n < rows.size()) n *= 2;
-    db::Params params;
-    for (size_t i = 0; i < n; ++i) params.push_back(rows[std::min(i, rows.size() - 1)][0]);
+    db::Params ids;
+    for (size_t i = 0; i < n; ++i) ids.push_back(rows[std::min(i, rows.size() - 1)][0]);
     db::Transaction tx(conn_);
-    conn_.Execute("DELETE FROM zm_outbox WHERE id IN (" + Marks(n) + ")", params);
+    conn_.Execute("DELETE FROM zm_outbox WHERE id IN (" + Marks(n) + ")", ids);
     Position last{rows.back()[1].AsInt(), rows.back()[0].AsInt()};
     if (last > PurgedUpTo()) MetaSet("purged_upto", last.ToString());
     tx.Commit();

@@ -88,6 +88,10 @@ class Outbox {
   int64_t normalization_problems() const { return normalization_problems_; }
 
  private:
+  // Deletes stamped rows matching `condition` (with `params`), oldest
+  // round first, a page per transaction, and records the purged position.
+  // Returns the rows deleted.
+  int64_t DeleteOldestStamped(const std::string& condition, const db::Params& params);
   Change ChangeFromRow(const db::Row& row);
   std::string MetaGet(const std::string& name);
   void MetaSet(const std::string& name, const std::string& value);
