@@ -150,18 +150,6 @@ std::vector<std::string> SplitCommas(const std::string& s) {
   return out;
 }
 
-std::string DialectFlag(Dialect d) {
-  switch (d) {
-    case Dialect::kSqlite:
-      return "sqlite";
-    case Dialect::kPostgres:
-      return "postgresql";
-    case Dialect::kMysql:
-      return "mysql";
-  }
-  return "?";
-}
-
 Options ParseOptions(int argc, char** argv) {
   Options o;
   bool seed_given = false;
@@ -267,7 +255,7 @@ Options ParseOptions(int argc, char** argv) {
 
 std::string ReproduceCommand(const Options& o) {
   std::string dbs;
-  for (Dialect d : o.databases) dbs += (dbs.empty() ? "" : ",") + DialectFlag(d);
+  for (Dialect d : o.databases) dbs += (dbs.empty() ? "" : ",") + std::string(db::DialectName(d));
   std::string chaos;
   for (const std::string& k : kChaosKinds) {
     if (o.chaos.count(k)) chaos += (chaos.empty() ? "" : ",") + k;
@@ -344,46 +332,6 @@ class Log {
 Log g_log;
 
 // ------------------------------------------------------------ databases --
-
-// A fresh database named `name` on the test PostgreSQL or MariaDB server.
-db::DatabaseConfig CreateServerDatabase(Dialect dialect, const std::string& name) {
-  db::DatabaseConfig cfg;
-  cfg.dialect = dialect;
-  if (dialect == Dialect::kPostgres) {
-    const std::string base = "host=127.0.0.1 port=" + std::to_string(TestPostgresPort()) +
-                             " user=postgres connect_timeout=5";
-    db::DatabaseConfig admin = cfg;
-    admin.conninfo = base + " dbname=postgres";
-    auto c = db::Open(admin);
-    c->ExecuteDdl("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-    c->ExecuteDdl("CREATE DATABASE " + name);
-    cfg.conninfo = base + " dbname=" + name;
-  } else {
-    cfg.host = "127.0.0.1";
-    cfg.port = TestMysqlPort();
-    cfg.user = "root";
-    auto c = db::Open(cfg);
-    c->ExecuteDdl("DROP DATABASE IF EXISTS " + name);
-    c->ExecuteDdl("CREATE DATABASE " + name + " CHARACTER SET utf8mb4");
-    cfg.database = name;
-  }
-  return cfg;
-}
-
-void DropServerDatabase(Dialect dialect, const std::string& name) {
-  db::DatabaseConfig cfg;
-  cfg.dialect = dialect;
-  if (dialect == Dialect::kPostgres) {
-    cfg.conninfo = "host=127.0.0.1 port=" + std::to_string(TestPostgresPort()) +
-                   " user=postgres connect_timeout=5 dbname=postgres";
-    db::Open(cfg)->ExecuteDdl("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-  } else {
-    cfg.host = "127.0.0.1";
-    cfg.port = TestMysqlPort();
-    cfg.user = "root";
-    db::Open(cfg)->ExecuteDdl("DROP DATABASE IF EXISTS " + name);
-  }
-}
 
 std::string DescribeDatabase(const db::DatabaseConfig& c, const std::string& sqlite_path) {
   switch (c.dialect) {
@@ -1497,7 +1445,7 @@ int Run(const Options& opt) {
   g_log.Start();
 
   std::string dbs;
-  for (Dialect d : opt.databases) dbs += (dbs.empty() ? "" : ",") + DialectFlag(d);
+  for (Dialect d : opt.databases) dbs += (dbs.empty() ? "" : ",") + std::string(db::DialectName(d));
   std::string kinds;
   for (const std::string& k : kChaosKinds) {
     if (opt.chaos.count(k)) kinds += (kinds.empty() ? "" : ",") + k;

@@ -27,8 +27,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,102 +77,8 @@ std::string FindProgram(const std::string& name) {
   return "";
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string TailOf(const std::string& text, size_t lines) {
-  size_t pos = text.size();
-  for (size_t n = 0; pos > 0 && n <= lines; ) {
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) return text;
-    ++n;
-  }
-  return text.substr(pos + 1);
-}
-
-// fork + exec of an absolute path with stdin from /dev/null and stdout and
-// stderr to the given descriptors. Only async-signal-safe calls in the
-// child: other threads of the test may be running.
-pid_t SpawnProgram(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::vector<std::string> store = args;
-  std::vector<char*> argv;
-  for (std::string& s : store) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-    syscall(SYS_close_range, 3U, ~0U, 0U);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int Decode(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-struct ProgramResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  std::string Describe() const {
-    return "exit " + std::to_string(exit_code) + "; stdout: " + TailOf(out, 15) +
-           "; stderr: " + TailOf(err, 15);
-  }
-};
-
-// Runs a program to completion (killed after `timeout`, exit code -1).
-ProgramResult RunProgram(const std::vector<std::string>& args,
-                         std::chrono::milliseconds timeout = std::chrono::milliseconds(120000)) {
-  static std::atomic<int> counter{0};
-  const std::string base = ScratchDir() + "/run-" + std::to_string(counter++);
-  int out_fd = open((base + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  int err_fd = open((base + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out_fd < 0 || err_fd < 0) throw std::runtime_error("cannot create " + base + ".out/.err");
-  pid_t pid = SpawnProgram(args, out_fd, err_fd);
-  close(out_fd);
-  close(err_fd);
-  ProgramResult r;
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) {
-      r.exit_code = Decode(status);
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= end) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      r.exit_code = -1;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  r.out = ReadWholeFile(base + ".out");
-  r.err = ReadWholeFile(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  return r;
-}
+// How long dig, pdnsutil and the like may run.
+constexpr std::chrono::milliseconds kProgramTimeout{120000};
 
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
@@ -242,10 +146,10 @@ DnsAnswer Dig(uint16_t port, const std::string& name, const std::string& type, b
   if (dnssec) args.push_back("+dnssec");
   args.push_back(name);
   args.push_back(type);
-  ProgramResult r = RunProgram(args);
+  CommandResult r = RunProgram(args, kProgramTimeout);
   DnsAnswer a;
   if (r.exit_code != 0) {
-    a.rcode = "dig failed: " + r.Describe();
+    a.rcode = "dig failed: " + r.Brief();
     return a;
   }
   std::istringstream in(r.out);
@@ -262,7 +166,7 @@ DnsAnswer Dig(uint16_t port, const std::string& name, const std::string& type, b
       if (!n.empty()) a.records.push_back(n);
     }
   }
-  if (a.rcode.empty()) a.rcode = "no answer: " + TailOf(r.out, 5);
+  if (a.rcode.empty()) a.rcode = "no answer: " + Tail(r.out, 5);
   std::sort(a.records.begin(), a.records.end());
   return a;
 }
@@ -270,12 +174,13 @@ DnsAnswer Dig(uint16_t port, const std::string& name, const std::string& type, b
 // The zone by AXFR, normalized and sorted; {"AXFR failed ..."} when it did.
 std::vector<std::string> Axfr(uint16_t port, const std::string& zone) {
   static const std::string dig = FindProgram("dig");
-  ProgramResult r = RunProgram({dig, "@127.0.0.1", "-p", std::to_string(port), "+noall", "+answer",
-                                "+time=10", "+tries=1", zone, "AXFR"});
+  CommandResult r = RunProgram({dig, "@127.0.0.1", "-p", std::to_string(port), "+noall", "+answer",
+                                "+time=10", "+tries=1", zone, "AXFR"},
+                               kProgramTimeout);
   std::vector<std::string> out;
   if (r.exit_code != 0 || r.out.find("Transfer failed") != std::string::npos ||
       r.out.find("failed") != std::string::npos) {
-    return {"AXFR failed: " + r.Describe()};
+    return {"AXFR failed: " + r.Brief()};
   }
   std::istringstream in(r.out);
   std::string line;
@@ -373,7 +278,7 @@ class PdnsServer {
         kDeadline, std::chrono::milliseconds(100), &why);
     if (!up || !running()) {
       throw std::runtime_error("pdns_server " + name_ + " did not come up (" + why + "); log:\n" +
-                               TailOf(ReadWholeFile(log_path()), 30));
+                               Tail(ReadFile(log_path()), 30));
     }
   }
 
@@ -401,11 +306,11 @@ class PdnsServer {
     return false;
   }
 
-  ProgramResult Pdnsutil(const std::vector<std::string>& args) const {
+  CommandResult Pdnsutil(const std::vector<std::string>& args) const {
     static const std::string binary = FindProgram("pdnsutil");
     std::vector<std::string> argv = {binary, "--config-dir=" + dir_};
     argv.insert(argv.end(), args.begin(), args.end());
-    return RunProgram(argv);
+    return RunProgram(argv, kProgramTimeout);
   }
 
   // The HTTP API; `path` below /api/v1/servers/localhost. A new connection
@@ -427,7 +332,7 @@ class PdnsServer {
     return zonemesh::testing::Axfr(dns_port_, zone);
   }
 
-  std::string LogTail(size_t lines = 20) const { return TailOf(ReadWholeFile(log_path()), lines); }
+  std::string LogTail(size_t lines = 20) const { return Tail(ReadFile(log_path()), lines); }
 
  private:
   std::string name_;
@@ -612,7 +517,7 @@ class Driver {
   // pdnsutil on node `n`, retried while the database reports a transient
   // failure (SQLite busy, a deadlock with the applier), as an operator would.
   void Pdnsutil(size_t n, const std::vector<std::string>& args) {
-    ProgramResult r;
+    CommandResult r;
     for (int attempt = 0; attempt < 30; ++attempt) {
       r = m_.server(n).Pdnsutil(args);
       if (r.exit_code == 0) {
@@ -620,11 +525,11 @@ class Driver {
         return;
       }
       if (!Transient(r.out + r.err)) break;
-      Retried(n, "pdnsutil " + Join(args, " "), TailOf(r.err + r.out, 1));
+      Retried(n, "pdnsutil " + Join(args, " "), Tail(r.err + r.out, 1));
       std::this_thread::sleep_for(std::chrono::milliseconds(50 * (attempt + 1)));
     }
     throw std::runtime_error("on " + m_.server(n).name() + ": pdnsutil " + Join(args, " ") + ": " +
-                             r.Describe());
+                             r.Brief());
   }
 
   // The HTTP API of node `n`; retried on a transient database error.

@@ -35,74 +35,17 @@ namespace zonemesh::testing {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int DecodeWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 
-// fork + exec with stdout/stderr redirected to the given descriptors (the
-// caller closes its copies). Only async-signal-safe calls after fork: the
-// test process may have other threads.
-pid_t Spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  const std::string binary = ZonemeshBinary();
-  std::vector<std::string> argv_store;
-  argv_store.push_back(binary);
-  for (const std::string& a : args) argv_store.push_back(a);
-  std::vector<char*> argv;
-  for (std::string& s : argv_store) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  long max_fd = sysconf(_SC_OPEN_MAX);
-  if (max_fd < 0 || max_fd > 65536) max_fd = 65536;
-
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The child dies with the test process, whatever way that ends.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-    // Nothing else of the test process (sockets, database files) leaks
-    // into the daemon.
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-#endif
-      for (long fd = 3; fd < max_fd; ++fd) close(static_cast<int>(fd));
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Waits for `pid` up to `deadline`; returns the decoded status, or nullopt
-// when it still runs.
-std::optional<int> WaitFor(pid_t pid, std::chrono::milliseconds deadline) {
-  auto end = std::chrono::steady_clock::now() + deadline;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return DecodeWaitStatus(status);
-    if (r < 0 && errno != EINTR) return -1;  // not our child any more
-    if (std::chrono::steady_clock::now() >= end) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::string Tail(const std::string& text, size_t lines) {
@@ -125,6 +68,64 @@ std::string Tail(const std::string& text, size_t lines) {
   return text.substr(pos);
 }
 
+pid_t SpawnProgram(const std::vector<std::string>& args, int out_fd, int err_fd) {
+  std::vector<std::string> argv_store = args;
+  std::vector<char*> argv;
+  for (std::string& s : argv_store) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  long max_fd = sysconf(_SC_OPEN_MAX);
+  if (max_fd < 0 || max_fd > 65536) max_fd = 65536;
+
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The child dies with the test process, whatever way that ends.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    // Nothing else of the test process (sockets, database files) leaks
+    // into the child.
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+#endif
+      for (long fd = 3; fd < max_fd; ++fd) close(static_cast<int>(fd));
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+namespace {
+
+// `zonemesh args...`, see SpawnProgram.
+pid_t Spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
+  std::vector<std::string> argv{ZonemeshBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return SpawnProgram(argv, out_fd, err_fd);
+}
+
+// Waits for `pid` up to `deadline`; returns the decoded status, or nullopt
+// when it still runs.
+std::optional<int> WaitFor(pid_t pid, std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return DecodeWaitStatus(status);
+    if (r < 0 && errno != EINTR) return -1;  // not our child any more
+    if (std::chrono::steady_clock::now() >= end) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
 }  // namespace
 
 // ------------------------------------------------------------- commands --
@@ -142,8 +143,20 @@ std::string CommandResult::Describe() const {
          err;
 }
 
+std::string CommandResult::Brief(size_t lines) const {
+  return "exit " + std::to_string(exit_code) + "; stdout: " + Tail(out, lines) +
+         "; stderr: " + Tail(err, lines);
+}
+
 CommandResult RunZonemesh(const std::vector<std::string>& args,
                           std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{ZonemeshBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, timeout);
+}
+
+CommandResult RunProgram(const std::vector<std::string>& args,
+                         std::chrono::milliseconds timeout) {
   static std::atomic<int> counter{0};
   const std::string base = ScratchDir() + "/cmd-" + std::to_string(++counter);
   const std::string out_path = base + ".out", err_path = base + ".err";
@@ -152,7 +165,7 @@ CommandResult RunZonemesh(const std::vector<std::string>& args,
   if (out_fd < 0 || err_fd < 0) throw std::runtime_error("cannot create " + base + ".*");
   pid_t pid;
   try {
-    pid = Spawn(args, out_fd, err_fd);
+    pid = SpawnProgram(args, out_fd, err_fd);
   } catch (...) {
     close(out_fd);
     close(err_fd);

@@ -59,12 +59,33 @@ struct CommandResult {
   std::string err;     // everything written to stderr
   // "exit 2; stdout: ...; stderr: ..." for failure messages.
   std::string Describe() const;
+  // The same with only the last `lines` lines of each stream.
+  std::string Brief(size_t lines = 15) const;
 };
 
-// Runs `zonemesh args...` to completion (stdin from /dev/null). A command
-// still running after `timeout` is killed and reported with exit code -1.
+// fork + exec of args[0] (a path) with stdin from /dev/null and stdout and
+// stderr redirected to the given descriptors (the caller closes its
+// copies). The child dies with the test process and inherits no other
+// descriptor. Only async-signal-safe calls after fork: the test process may
+// have other threads.
+pid_t SpawnProgram(const std::vector<std::string>& args, int out_fd, int err_fd);
+
+// A waitpid() status as an exit code: the code, 128 + signal, or -1.
+int DecodeWaitStatus(int status);
+
+// Runs args[0] (a path) with args to completion (stdin from /dev/null). A
+// program still running after `timeout` is killed and reported with exit
+// code -1.
+CommandResult RunProgram(const std::vector<std::string>& args,
+                         std::chrono::milliseconds timeout = 60s);
+// RunProgram of `zonemesh args...`.
 CommandResult RunZonemesh(const std::vector<std::string>& args,
                           std::chrono::milliseconds timeout = 60s);
+
+// A whole file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+// The last `lines` lines of `text`.
+std::string Tail(const std::string& text, size_t lines);
 
 // A loopback port that was free a moment ago (bound to port 0 and released).
 // Never hands out the same port twice in one process.

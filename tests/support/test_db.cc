@@ -61,6 +61,48 @@ static std::string TestPrefix() {
   return buf;
 }
 
+namespace {
+
+std::string PostgresConninfo(const std::string& dbname) {
+  return "host=127.0.0.1 port=" + std::to_string(TestPostgresPort()) +
+         " user=postgres connect_timeout=5 dbname=" + dbname;
+}
+
+// The test server of `dialect`, connected to no particular database.
+db::DatabaseConfig ServerAdmin(db::Dialect dialect) {
+  db::DatabaseConfig cfg;
+  cfg.dialect = dialect;
+  if (dialect == db::Dialect::kPostgres) {
+    cfg.conninfo = PostgresConninfo("postgres");
+  } else {
+    cfg.host = "127.0.0.1";
+    cfg.port = TestMysqlPort();
+    cfg.user = "root";
+  }
+  return cfg;
+}
+
+}  // namespace
+
+db::DatabaseConfig CreateServerDatabase(db::Dialect dialect, const std::string& name) {
+  DropServerDatabase(dialect, name);
+  db::DatabaseConfig cfg = ServerAdmin(dialect);
+  if (dialect == db::Dialect::kPostgres) {
+    db::Open(cfg)->ExecuteDdl("CREATE DATABASE " + name);
+    cfg.conninfo = PostgresConninfo(name);
+  } else {
+    db::Open(cfg)->ExecuteDdl("CREATE DATABASE " + name + " CHARACTER SET utf8mb4");
+    cfg.database = name;
+  }
+  return cfg;
+}
+
+void DropServerDatabase(db::Dialect dialect, const std::string& name) {
+  db::Open(ServerAdmin(dialect))
+      ->ExecuteDdl("DROP DATABASE IF EXISTS " + name +
+                   (dialect == db::Dialect::kPostgres ? " WITH (FORCE)" : ""));
+}
+
 db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& base_name) {
   for (char c : base_name) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
@@ -78,27 +120,9 @@ db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& base_na
       cfg.create_if_missing = false;
       return cfg;
     }
-    case db::Dialect::kPostgres: {
-      std::string base = "host=127.0.0.1 port=" + std::to_string(TestPostgresPort()) +
-                         " user=postgres connect_timeout=5";
-      db::DatabaseConfig admin = cfg;
-      admin.conninfo = base + " dbname=postgres";
-      auto c = db::Open(admin);
-      c->ExecuteDdl("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-      c->ExecuteDdl("CREATE DATABASE " + name);
-      cfg.conninfo = base + " dbname=" + name;
-      return cfg;
-    }
-    case db::Dialect::kMysql: {
-      cfg.host = "127.0.0.1";
-      cfg.port = TestMysqlPort();
-      cfg.user = "root";
-      auto c = db::Open(cfg);
-      c->ExecuteDdl("DROP DATABASE IF EXISTS " + name);
-      c->ExecuteDdl("CREATE DATABASE " + name + " CHARACTER SET utf8mb4");
-      cfg.database = name;
-      return cfg;
-    }
+    case db::Dialect::kPostgres:
+    case db::Dialect::kMysql:
+      return CreateServerDatabase(dialect, name);
   }
   return cfg;
 }

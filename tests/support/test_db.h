@@ -26,6 +26,12 @@ std::string DialectParamName(db::Dialect d);
 // REQUIRES: base_name is [a-z0-9_]+.
 db::DatabaseConfig FreshDatabase(db::Dialect dialect, const std::string& base_name);
 
+// A database with exactly this name on the test PostgreSQL or MariaDB
+// server, created empty (dropping any previous one), and its removal.
+// REQUIRES: dialect is kPostgres or kMysql.
+db::DatabaseConfig CreateServerDatabase(db::Dialect dialect, const std::string& name);
+void DropServerDatabase(db::Dialect dialect, const std::string& name);
+
 // Host-side connection parameters of the test servers.
 int TestPostgresPort();
 int TestMysqlPort();
