@@ -1,6 +1,12 @@
 // soa-serial: for SOA records the higher serial wins under RFC 1982 serial
-// arithmetic, so a zone never goes backwards for its AXFR secondaries; every
-// other row (and equal or incomparable serials) falls back to latest-wins.
+// arithmetic; every other row (and equal or incomparable serials) falls back
+// to latest-wins.
+//
+// Within a mesh the applier shows strategies SOA images without their serial:
+// a zone's serial is its serial clock (schema/serial.h), which already keeps
+// every node's served serial from going backwards whatever the strategy. So
+// there soa-serial decides SOA rows' other fields like latest-wins; the name
+// stays for the configurations that use it.
 //
 // RFC 1982 comparison is not transitive when serials spread over more than
 // half the 32-bit space; concurrent edits of one zone's serial never do.

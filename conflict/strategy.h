@@ -87,9 +87,10 @@ std::unique_ptr<Strategy> MakeLatestWins();
 // The state written by the node earlier in `order` wins; latest-wins among
 // nodes of equal rank (nodes not listed rank last).
 std::unique_ptr<Strategy> MakePriority(std::vector<std::string> order);
-// SOA records: the higher serial under RFC 1982 arithmetic wins, so a zone
-// never goes backwards for its secondaries; latest-wins for every other row
-// and when serials are equal or incomparable.
+// SOA records: the higher serial under RFC 1982 arithmetic wins; latest-wins
+// for every other row and when serials are equal or incomparable. (The
+// applier shows strategies SOA images without their serial, which is the
+// zone's serial clock: in a mesh this decides like latest-wins.)
 std::unique_ptr<Strategy> MakeSoaSerial();
 // Keeps the local row and parks the incoming change in the conflict log
 // until an operator decides (`zonemesh conflicts resolve`).

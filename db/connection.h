@@ -136,6 +136,14 @@ class Connection {
   // made through it (loop prevention). Session-scoped, no privileges needed.
   virtual void SetApplying(bool on) = 0;
 
+  // Bounds how long one statement of this session waits for a row lock
+  // another session holds before failing with a transient Error (the
+  // caller rolls back and tries again later). Zero: it never waits. The
+  // applier's session uses this so that it can never be half of a deadlock
+  // with a local writer. SQLite: no effect (its single write lock is taken
+  // at Begin and waited for up to the connection's busy timeout).
+  virtual void SetLockWaitLimit(std::chrono::milliseconds limit) = 0;
+
   // Starts listening for outbox changes where the database can push them
   // (PostgreSQL LISTEN). Harmless elsewhere.
   virtual void ListenForChanges() = 0;

@@ -22,6 +22,11 @@ struct DatabaseConfig {
   // sqlite: create the file when it does not exist (install --create-schema);
   // otherwise a missing file is an error, not a new empty database.
   bool create_if_missing = false;
+  // sqlite: write transactions wait (briefly) for other processes' read
+  // transactions to end and roll back rather than commit under one that
+  // started meanwhile, so that PowerDNS's transactions, which read before
+  // they write, never fail with "database is locked" because of zonemesh.
+  bool yield_to_readers = true;
 
   // postgresql: a libpq connection string ("host=... port=... dbname=...").
   std::string conninfo;

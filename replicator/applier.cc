@@ -5,7 +5,9 @@
 #include <chrono>
 #include <set>
 
+#include "conflict/resolve.h"
 #include "replicator/table_sql.h"
+#include "schema/serial.h"
 #include "schema/sql_dialect.h"
 
 namespace zonemesh {
@@ -22,9 +24,12 @@ int64_t NowMicros() {
       .count();
 }
 
-const std::vector<std::string> kRowVerColumns = {"tbl",   "kid",  "rkey",    "hlc",
-                                                 "node",  "clock", "vv",     "deleted",
-                                                 "zone",  "epoch_hlc", "epoch_node"};
+const std::vector<std::string> kRowVerColumns = {
+    "tbl",       "kid",        "rkey",       "hlc",        "node",       "clock",   "vv",
+    "deleted",   "zone",       "epoch_hlc",  "epoch_node", "gepoch_hlc", "gepoch_node",
+    "siblings"};
+const char* kRowVerSelect =
+    "hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node, siblings";
 
 constexpr int kPageSize = 500;
 
@@ -38,15 +43,74 @@ constexpr size_t kMaxKeptRowVers = 4096;
 
 size_t ChunkSize(size_t n) { return n >= 64 ? 64 : n >= 8 ? 8 : 1; }
 
+// How long a race suspect stays one, and how many are kept.
+constexpr int64_t kSuspectMicros = 60LL * 1000000;
+constexpr size_t kMaxSuspects = 20000;
+
 // A zm_rowver row that claims a key and records nothing (hlc 0: older than
 // any change).
 db::Params PlaceholderParams(const std::string& table, const std::string& kid,
                              const std::string& key) {
-  return {table, kid, key, int64_t{0}, "", int64_t{0}, "{}", int64_t{1}, db::Value(), int64_t{0},
-          ""};
+  return {table,       kid,         key,         int64_t{0}, "", int64_t{0}, "{}",
+          int64_t{1},  db::Value(), int64_t{0},  "",         int64_t{0}, "", db::Value()};
+}
+
+// A row image for comparing states: an SOA's serial is the zone clock's,
+// not part of the row's state.
+std::optional<schema::RowImage> Comparable(const schema::TableSpec& spec,
+                                           const std::optional<schema::RowImage>& image) {
+  if (!image || !schema::IsSoaRow(spec, *image)) return image;
+  schema::RowImage out = *image;
+  db::Value& content = out.values[spec.ColumnIndex("content")];
+  if (content.IsText()) content = db::Value(schema::WithSoaSerial(content.text(), 0));
+  return out;
+}
+
+json StatesToJson(const schema::TableSpec& spec, const std::vector<conflict::State>& states) {
+  json out = json::array();
+  for (const conflict::State& s : states) {
+    out.push_back(json{{"h", json::array({s.version.hlc, s.version.node})},
+                       {"vv", json::parse(s.vv.ToJson())},
+                       {"x", s.exists},
+                       {"row", s.image ? RowImageToJson(spec, *s.image) : json(nullptr)}});
+  }
+  return out;
+}
+
+std::vector<conflict::State> StatesFromJson(const schema::TableSpec& spec, const std::string& text) {
+  std::vector<conflict::State> out;
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const json& s : j) {
+    conflict::State st;
+    st.version = {s.at("h").at(0).get<int64_t>(), s.at("h").at(1).get<std::string>()};
+    st.vv = VersionVector::FromJson(s.at("vv").dump());
+    st.exists = s.at("x").get<bool>();
+    if (!s.at("row").is_null()) st.image = RowImageFromPayload(spec, s.at("row"), nullptr);
+    out.push_back(std::move(st));
+  }
+  return out;
 }
 
 }  // namespace
+
+const char* ConflictDecisionName(ConflictDecision d) {
+  switch (d) {
+    case ConflictDecision::kKeepLocal:
+      return "keep-local";
+    case ConflictDecision::kTakeRemote:
+      return "take-remote";
+    case ConflictDecision::kMerge:
+      return "merge";
+    case ConflictDecision::kParked:
+      return "parked";
+    case ConflictDecision::kDropped:
+      return "dropped";
+    case ConflictDecision::kFailed:
+      return "failed";
+  }
+  return "?";
+}
 
 // The version record of one logical row (zm_rowver). `known` is false when
 // nothing is recorded, or only the placeholder the applier writes to lock a
@@ -59,6 +123,10 @@ struct Applier::RowVer {
   bool deleted = true;
   std::optional<std::string> zone;
   Version epoch;
+  Version group_epoch;
+  // The row's concurrent states as JSON (conflict::State), "" when the row
+  // has a single state (the one above).
+  std::string siblings;
   // Set when a dead incarnation's leftover was set aside: a row may exist
   // whatever the (reset) state says.
   bool maybe_present = false;
@@ -71,9 +139,14 @@ struct Applier::ZoneState {
   std::optional<int64_t> id;   // local domains.id while the zone exists here
 };
 
+struct Applier::GroupState {
+  Version epoch;  // zero: never replaced
+};
+
 struct Applier::Context {
   ApplyResult* result = nullptr;
   std::set<std::string> zones_touched;  // zones whose parked changes may now apply
+  std::set<std::string> clock_zones;    // zones whose serial clock moved: publish
 };
 
 struct Applier::TxCache {
@@ -81,6 +154,7 @@ struct Applier::TxCache {
   std::map<RowKey, RowVer> rowvers;  // locked by this transaction, with its writes
   std::map<RowKey, RowVer> pending;  // written here, not yet sent to the database
   std::map<std::string, std::optional<int64_t>> zone_ids;  // zone name -> domains.id
+  std::map<RowKey, GroupState> groups;  // (table, group key) -> state, locked
   // Whether unresolved parked conflicts may exist (unknown until asked).
   std::optional<bool> parked_conflicts;
   // zm_meta rows_versioned: every row of the PowerDNS tables has a version
@@ -97,6 +171,7 @@ Applier::Applier(db::Connection& conn, const conflict::Policy& policy, std::stri
     : conn_(conn),
       policy_(policy),
       local_node_(std::move(local_node)),
+      clocks_(conn),
       tx_(std::make_unique<TxCache>()) {}
 
 Applier::~Applier() = default;
@@ -124,6 +199,8 @@ Applier::RowVer Applier::RowVerFromColumns(const db::Row& r, size_t first) {
   rv.deleted = r[first + 4].AsInt() != 0;
   rv.zone = r[first + 5].AsOptText();
   rv.epoch = {r[first + 6].AsInt(), r[first + 7].AsText()};
+  rv.group_epoch = {r[first + 8].AsInt(), r[first + 9].AsText()};
+  rv.siblings = r[first + 10].IsNull() ? "" : r[first + 10].AsText();
   return rv;
 }
 
@@ -164,9 +241,8 @@ void Applier::PrefetchRowVers(const std::vector<RowKey>& keys) {
                                                      static_cast<int>(size)),
                                       params);
       }
-      std::string sql =
-          "SELECT kid, hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
-          "WHERE tbl = ? AND kid IN (";
+      std::string sql = std::string("SELECT kid, ") + kRowVerSelect +
+                        " FROM zm_rowver WHERE tbl = ? AND kid IN (";
       db::Params params{table};
       for (size_t i = 0; i < size; ++i) {
         sql += i ? ", ?" : "?";
@@ -205,7 +281,10 @@ void Applier::FlushRowVers() {
                      int64_t{rv.deleted ? 1 : 0},
                      db::Value(rv.zone),
                      rv.epoch.hlc,
-                     rv.epoch.node};
+                     rv.epoch.node,
+                     rv.group_epoch.hlc,
+                     rv.group_epoch.node,
+                     rv.siblings.empty() ? db::Value() : db::Value(rv.siblings)};
       params.insert(params.end(), one.begin(), one.end());
     }
     conn_.Execute(
@@ -229,15 +308,14 @@ Applier::RowVer Applier::LockRowVer(const std::string& table, const std::string&
   const std::string kid = schema::KeyId(conn_.dialect(), key);
   if (conn_.dialect() != db::Dialect::kSqlite) {
     // Claim the key so that a local writer inserting the same key waits for
-    // this transaction (and then builds on its version), or this waits for it.
+    // this transaction (and then builds on its version), or this fails at
+    // once (bounded lock waits) and is tried again.
     conn_.Execute(d.InsertIgnore("zm_rowver", kRowVerColumns, {"tbl", "kid"}),
                   PlaceholderParams(table, kid, key));
   }
-  auto rows = conn_.Query(
-      "SELECT hlc, node, clock, vv, deleted, zone, epoch_hlc, epoch_node FROM zm_rowver "
-      "WHERE tbl = ? AND kid = ?" +
-          d.ForUpdate(),
-      {table, kid});
+  auto rows = conn_.Query(std::string("SELECT ") + kRowVerSelect +
+                              " FROM zm_rowver WHERE tbl = ? AND kid = ?" + d.ForUpdate(),
+                          {table, kid});
   if (rows.empty()) return RowVer{};
   return RowVerFromColumns(rows[0], 0);
 }
@@ -246,6 +324,7 @@ void Applier::WriteRowVer(const std::string& table, const std::string& key, cons
   if (tx_->batched) {
     RowVer kept = rv;
     kept.known = rv.version.hlc > 0;  // as read back from the table
+    kept.maybe_present = false;
     tx_->rowvers[{table, key}] = kept;
     tx_->pending[{table, key}] = kept;
     if (tx_->pending.size() >= kMaxKeptRowVers) FlushRowVers();
@@ -257,7 +336,8 @@ void Applier::WriteRowVer(const std::string& table, const std::string& key, cons
   conn_.Execute(d.Upsert("zm_rowver", kRowVerColumns, {"tbl", "kid"}, update_cols),
                 {table, schema::KeyId(conn_.dialect(), key), key, rv.version.hlc,
                  rv.version.node, rv.clock, rv.vv.ToJson(), int64_t{rv.deleted ? 1 : 0},
-                 db::Value(rv.zone), rv.epoch.hlc, rv.epoch.node});
+                 db::Value(rv.zone), rv.epoch.hlc, rv.epoch.node, rv.group_epoch.hlc,
+                 rv.group_epoch.node, rv.siblings.empty() ? db::Value() : db::Value(rv.siblings)});
 }
 
 Applier::ZoneState Applier::LoadZone(const std::string& zone) {
@@ -276,6 +356,29 @@ Applier::ZoneState Applier::LoadZone(const std::string& zone) {
   if (!rows.empty()) z.id = rows[0][0].AsInt();
   if (tx_->batched) tx_->zone_ids[zone] = z.id;
   return z;
+}
+
+Applier::GroupState& Applier::LockGroup(const schema::TableSpec& spec, const std::string& group_key,
+                                        const std::string& zone) {
+  const RowKey k{spec.name, group_key};
+  auto it = tx_->groups.find(k);
+  if (it != tx_->groups.end()) return it->second;
+  schema::SqlDialect d(conn_.dialect());
+  const std::string kid = schema::KeyId(conn_.dialect(), group_key);
+  if (conn_.dialect() != db::Dialect::kSqlite) {
+    // Claim the group: a local writer emptying or refilling it waits for
+    // this transaction, or this one fails at once and is tried again.
+    conn_.Execute(d.InsertIgnore("zm_group",
+                                 {"tbl", "kid", "rkey", "zone", "epoch_hlc", "epoch_node", "pending_id"},
+                                 {"tbl", "kid"}),
+                  {spec.name, kid, group_key, zone, int64_t{0}, "", db::Value()});
+  }
+  auto rows = conn_.Query(
+      "SELECT epoch_hlc, epoch_node FROM zm_group WHERE tbl = ? AND kid = ?" + d.ForUpdate(),
+      {spec.name, kid});
+  GroupState g;
+  if (!rows.empty()) g.epoch = {rows[0][0].AsInt(), rows[0][1].AsText()};
+  return tx_->groups[k] = g;
 }
 
 // ------------------------------------------------------------ data rows --
@@ -320,6 +423,7 @@ void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& ro
       tx_->inserts.params.insert(tx_->inserts.params.end(), ins.params.begin(), ins.params.end());
     }
     ++tx_->insert_rows;
+    NoteBlindInsert(spec, row);
     return;
   }
   FlushInserts();
@@ -329,6 +433,39 @@ void Applier::WriteRow(const schema::TableSpec& spec, const schema::RowImage& ro
   }
   Statement ins = sql.Insert(row, zone_id);
   conn_.Execute(ins.sql, ins.params);
+  NoteBlindInsert(spec, row);
+}
+
+void Applier::NoteBlindInsert(const schema::TableSpec& spec, const schema::RowImage& row) {
+  const int64_t now = NowMicros();
+  if (now < all_suspect_until_) return;
+  if (blind_inserts_.size() >= kMaxSuspects) {
+    blind_inserts_.clear();
+    all_suspect_until_ = now + kSuspectMicros;
+    return;
+  }
+  blind_inserts_[{spec.name, schema::EncodeKey(spec, row)}] = now;
+}
+
+bool Applier::HasRaceSuspects() {
+  const int64_t now = NowMicros();
+  for (auto* m : {&blind_inserts_, &ended_groups_}) {
+    for (auto it = m->begin(); it != m->end();) {
+      it = now - it->second > kSuspectMicros ? m->erase(it) : std::next(it);
+    }
+  }
+  return now < all_suspect_until_ || !blind_inserts_.empty() || !ended_groups_.empty();
+}
+
+bool Applier::IsRaceSuspect(const std::string& table, const std::string& key) {
+  if (NowMicros() < all_suspect_until_ || blind_inserts_.count({table, key})) return true;
+  const schema::TableSpec* spec = schema::FindTable(table);
+  if (!spec || !spec->is_grouped() || ended_groups_.empty()) return false;
+  try {
+    return ended_groups_.count({table, schema::GroupKey(*spec, schema::RowImageFromKey(*spec, key))}) > 0;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
 }
 
 void Applier::DeleteRow(const schema::TableSpec& spec, const schema::RowImage& row,
@@ -342,7 +479,7 @@ void Applier::DeleteRow(const schema::TableSpec& spec, const schema::RowImage& r
 
 void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
                              const std::optional<schema::RowImage>& local_image,
-                             const std::string& strategy, const std::string& decision,
+                             const std::string& strategy, ConflictDecision decision,
                              const std::string& reason) {
   json remote{{"op", std::string(1, c.op)}, {"row", RowImageToJson(*c.spec, c.row)},
               {"vv", json::parse(c.vv.ToJson())}, {"epoch", c.epoch.ToString()}};
@@ -354,6 +491,7 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
            {"epoch", local->epoch.ToString()}};
     local_json = JsonText(l);
   }
+  const char* name = ConflictDecisionName(decision);
   conn_.Execute(
       "INSERT INTO zm_conflict (created_at, origin, tbl, rkey, local_hlc, local_node, "
       "local_image, remote_hlc, remote_node, remote_image, strategy, decision, reason) "
@@ -361,11 +499,12 @@ void Applier::RecordConflict(Context& ctx, const Change& c, const RowVer* local,
       {NowMicros(), c.version.node, c.spec->name, c.key,
        local && local->known ? db::Value(local->version.hlc) : db::Value(),
        local && local->known ? db::Value(local->version.node) : db::Value(), local_json,
-       c.version.hlc, c.version.node, JsonText(remote), strategy, decision, reason});
+       c.version.hlc, c.version.node, JsonText(remote), strategy, name, reason});
   ctx.result->conflicts++;
-  if (decision == "parked") tx_->parked_conflicts = true;
-  spdlog::info("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node,
-               decision, reason);
+  ctx.result->conflicts_by[{c.spec->name, name}]++;
+  if (decision == ConflictDecision::kParked) tx_->parked_conflicts = true;
+  spdlog::debug("conflict on {} [{}] from {}: {} ({})", c.spec->name, c.key, c.version.node, name,
+                reason);
 }
 
 void Applier::RefreshStatistics() {
@@ -402,82 +541,114 @@ bool Applier::MayHaveParkedConflicts() {
 
 void Applier::Decide(Context& ctx, const Change& c, const RowVer& local,
                      std::optional<int64_t> zone_id) {
-  using Order = VersionVector::Order;
-  Order order = local.known ? local.vv.Compare(c.vv) : Order::kBefore;
-  if (order == Order::kEqual || order == Order::kAfter) return;  // seen it already
+  const schema::TableSpec& spec = *c.spec;
+  conflict::State incoming{c.version, c.vv, c.op == 'U', c.row};
 
-  conflict::Resolution resolution = conflict::Resolution::kTakeRemote;
-  std::optional<schema::RowImage> merged;
-  const bool concurrent = order == Order::kConcurrent;
-  if (concurrent) {
-    const conflict::Strategy& strategy = policy_.For(c.spec->name);
-    std::optional<schema::RowImage> local_image;
-    if (!local.deleted) local_image = LoadRow(*c.spec, c.row, zone_id);
-    conflict::RowState l{local_image.has_value(), local_image ? &*local_image : nullptr,
-                         local.version, local.vv};
-    conflict::RowState r{c.op == 'U', &c.row, c.version, c.vv};
-    conflict::Decision d = strategy.Resolve({*c.spec, c.key, l, r});
-    resolution = d.resolution;
-    merged = std::move(d.merged);
-    const char* decision = "keep-local";
-    switch (resolution) {
-      case conflict::Resolution::kTakeRemote:
-        decision = "take-remote";
-        break;
-      case conflict::Resolution::kMerge:
-        decision = "merge";
-        break;
-      case conflict::Resolution::kPark:
-        decision = "parked";
-        break;
-      case conflict::Resolution::kKeepLocal:
-        break;
-    }
-    RecordConflict(ctx, c, &local, local_image, strategy.Name(), decision, d.reason);
-  } else if (local.known && MayHaveParkedConflicts()) {
-    // This change has seen the local state: a conflict parked on this row
-    // earlier is settled by it (it was resolved on some node).
-    conn_.Execute(
-        "UPDATE zm_conflict SET resolved_at = ?, resolution = ? WHERE tbl = ? AND rkey = ? AND "
-        "decision = 'parked' AND resolved_at IS NULL",
-        {NowMicros(), "superseded by " + c.version.ToString(), c.spec->name, c.key});
+  // The row's current states: its concurrent siblings, or its one state.
+  std::vector<conflict::State> states;
+  const bool had_siblings = local.known && !local.siblings.empty();
+  if (had_siblings) {
+    states = StatesFromJson(spec, local.siblings);
+  } else if (local.known) {
+    states.push_back(conflict::State{local.version, local.vv, !local.deleted, std::nullopt});
   }
+  if (!conflict::AddState(&states, incoming)) return;  // seen it already
 
   RowVer next = local;
+  next.known = true;
   next.clock = std::max({local.clock, c.version.hlc, c.vv.MaxHlc()});
-  next.vv = concurrent ? local.vv.Join(c.vv) : c.vv;
-  if (c.spec->is_child()) next.zone = c.row.zone;
-  if (c.spec->is_zone_table) next.zone = c.row.values[c.spec->ColumnIndex("name")].AsText();
-  if (resolution == conflict::Resolution::kTakeRemote ||
-      resolution == conflict::Resolution::kMerge) {
+  if (spec.is_child()) {
+    next.zone = c.row.zone;
+    next.epoch = c.epoch;
+  }
+  if (spec.is_zone_table) next.zone = c.row.values[spec.ColumnIndex("name")].AsText();
+  next.group_epoch = c.group_epoch;
+
+  if (states.size() == 1) {
+    // The change has seen every state the row had: it simply applies.
+    if (local.known && MayHaveParkedConflicts()) {
+      // A conflict parked on this row earlier is settled by it (it was
+      // resolved on some node).
+      conn_.Execute(
+          "UPDATE zm_conflict SET resolved_at = ?, resolution = ? WHERE tbl = ? AND rkey = ? AND "
+          "decision = 'parked' AND resolved_at IS NULL",
+          {NowMicros(), "superseded by " + c.version.ToString(), spec.name, c.key});
+    }
+    if (c.op == 'U') {
+      WriteRow(spec, c.row, zone_id, KnownAbsent(local));
+      // The row came with its origin's serial: the clock's goes in.
+      if (schema::IsSoaRow(spec, c.row) && c.row.zone) ctx.clock_zones.insert(*c.row.zone);
+    } else {
+      DeleteRow(spec, c.row, zone_id);
+    }
+    next.version = c.version;
+    next.vv = c.vv;
+    next.deleted = c.op == 'D';
+    next.siblings.clear();
     if (next.zone) ctx.result->zones.insert(*next.zone);
+    WriteRowVer(spec.name, c.key, next);
+    return;
   }
-  switch (resolution) {
-    case conflict::Resolution::kTakeRemote:
-      if (c.op == 'U') {
-        WriteRow(*c.spec, c.row, zone_id, KnownAbsent(local));
-      } else {
-        DeleteRow(*c.spec, c.row, zone_id);
-      }
-      next.known = true;
-      next.version = c.version;
-      next.deleted = c.op == 'D';
-      if (c.spec->is_child()) next.epoch = c.epoch;
-      break;
-    case conflict::Resolution::kMerge:
-      // Every node merges the same two states into the same row, under the
-      // greater of the two versions.
-      WriteRow(*c.spec, *merged, zone_id, KnownAbsent(local));
-      next.known = true;
-      next.version = std::max(local.version, c.version);
-      next.deleted = false;
-      if (c.spec->is_child()) next.epoch = c.epoch;
-      break;
-    case conflict::Resolution::kKeepLocal:
-    case conflict::Resolution::kPark:
-      break;
+
+  // Concurrent states: the strategy decides among all of them. The row as
+  // it is shows the state decided last time (or a merge of them).
+  const std::optional<schema::RowImage> shown_image =
+      local.known && !local.deleted ? LoadRow(spec, c.row, zone_id) : std::nullopt;
+  if (!had_siblings && local.known) states.front().image = shown_image;
+  // Strategies see an SOA without its serial: that is the zone clock's,
+  // the same on every node for a given set of writes, not the row's (the
+  // serial a node shows moves with changes the row never saw).
+  std::vector<conflict::State> seen_by_strategy = states;
+  for (conflict::State& s : seen_by_strategy) s.image = Comparable(spec, s.image);
+  const conflict::Strategy& strategy = policy_.For(spec.name);
+  conflict::Outcome o = conflict::Decide(strategy, spec, c.key, seen_by_strategy);
+  if (!o.merged) {
+    for (const conflict::State& s : states) {
+      if (s.version == o.shown.version) o.shown = s;
+    }
   }
-  WriteRowVer(c.spec->name, c.key, next);
+
+  // Whether the states differ at all (an SOA's serial aside): if not, the
+  // choice changes nothing and is no conflict worth a record.
+  bool differ = false;
+  for (const conflict::State& s : states) {
+    if (s.exists != states.front().exists ||
+        Comparable(spec, s.image) != Comparable(spec, states.front().image)) {
+      differ = true;
+    }
+  }
+
+  ConflictDecision decision;
+  if (o.resolution == conflict::Resolution::kPark) {
+    decision = ConflictDecision::kParked;  // the local row stays until an operator decides
+  } else if (o.merged) {
+    decision = ConflictDecision::kMerge;
+  } else if (local.known && o.shown.version == local.version) {
+    decision = ConflictDecision::kKeepLocal;
+  } else {
+    decision = ConflictDecision::kTakeRemote;
+  }
+  if (decision != ConflictDecision::kParked) {
+    // Write the decided state where the row shows something else.
+    if (o.shown.exists && o.shown.image &&
+        Comparable(spec, o.shown.image) != Comparable(spec, shown_image)) {
+      WriteRow(spec, *o.shown.image, zone_id, !shown_image && KnownAbsent(local));
+      if (next.zone) ctx.result->zones.insert(*next.zone);
+      if (schema::IsSoaRow(spec, *o.shown.image) && next.zone) ctx.clock_zones.insert(*next.zone);
+    } else if (!o.shown.exists && shown_image) {
+      DeleteRow(spec, o.shown.image ? *o.shown.image : c.row, zone_id);
+      if (next.zone) ctx.result->zones.insert(*next.zone);
+    }
+    next.version = o.shown.version;
+    next.deleted = !o.shown.exists;
+  }
+  next.vv = conflict::JoinedVector(states);
+  next.siblings = JsonText(StatesToJson(spec, states));
+  if (differ) {
+    RecordConflict(ctx, c, &local, shown_image, strategy.Name(), decision,
+                   o.reason.empty() ? "concurrent states" : o.reason);
+  }
+  WriteRowVer(spec.name, c.key, next);
 }
 
 void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoch,
@@ -495,13 +666,20 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
     zone.id.reset();
   }
   tx_->zone_ids[zone.name] = std::nullopt;
-  // Versions of the old incarnation's rows can never matter again.
+  // Versions, groups and the serial clock of the old incarnation can never
+  // matter again.
   FlushRowVers();
   conn_.Execute("DELETE FROM zm_rowver WHERE zone = ? AND tbl <> 'domains'", {zone.name});
   for (auto it = tx_->rowvers.begin(); it != tx_->rowvers.end();) {
     it = it->first.first != "domains" && it->second.zone == zone.name ? tx_->rowvers.erase(it)
                                                                       : std::next(it);
   }
+  conn_.Execute("DELETE FROM zm_group WHERE zone = ?", {zone.name});
+  for (auto it = tx_->groups.begin(); it != tx_->groups.end();) {
+    it = schema::FirstKeyComponent(it->first.second) == zone.name ? tx_->groups.erase(it)
+                                                                  : std::next(it);
+  }
+  clocks_.Forget(zone.name);
   zone.rv.known = true;
   zone.rv.version = version;
   zone.rv.clock = std::max({zone.rv.clock, version.hlc, vv.MaxHlc()});
@@ -509,6 +687,7 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
   zone.rv.deleted = true;
   zone.rv.zone = zone.name;
   zone.rv.epoch = epoch;
+  zone.rv.siblings.clear();
   WriteRowVer("domains", zone.key, zone.rv);
 
   // Parked changes of older incarnations are dead now.
@@ -518,12 +697,56 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
     if (!(p.epoch < epoch)) continue;
     conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
     if (p.op == 'U') {
-      RecordConflict(ctx, p, nullptr, std::nullopt, "zone-incarnation", "dropped",
+      RecordConflict(ctx, p, nullptr, std::nullopt, "zone-incarnation", ConflictDecision::kDropped,
                      "zone " + zone.name + " was deleted (incarnation " + epoch.ToString() +
                          ") while this change waited for it");
     }
   }
   ctx.zones_touched.insert(zone.name);
+}
+
+void Applier::KillGroup(Context& ctx, const Change& c, GroupState& group, int64_t zone_id) {
+  const schema::TableSpec& spec = *c.spec;
+  FlushInserts();
+  TableSql sql(conn_.dialect(), spec);
+  // Rows still here belong to the incarnation the replace ended: writes
+  // the replacing node had not seen (what it had seen, it deleted before
+  // refilling the group, earlier in this stream).
+  Statement sel = sql.SelectGroup(c.row, zone_id);
+  auto rows = conn_.Query(sel.sql, sel.params);
+  if (!rows.empty()) {
+    Statement del = sql.DeleteGroup(c.row, zone_id);
+    conn_.Execute(del.sql, del.params);
+    for (const db::Row& r : rows) {
+      schema::RowImage lost;
+      lost.zone = c.row.zone;
+      for (size_t i = 0; i < spec.columns.size(); ++i)
+        lost.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
+      Change gone;
+      gone.spec = &spec;
+      gone.op = 'U';
+      gone.row = lost;
+      gone.key = schema::EncodeKey(spec, lost);
+      RowVer rv = LockRowVer(spec.name, gone.key);
+      gone.version = rv.version;
+      gone.vv = rv.vv;
+      gone.epoch = rv.epoch;
+      gone.group_epoch = group.epoch;
+      RecordConflict(ctx, gone, nullptr, std::nullopt, "rrset-replace", ConflictDecision::kDropped,
+                     spec.name + " set " + schema::GroupKey(spec, c.row) + " replaced on " +
+                         c.version.node + " (incarnation " + c.group_epoch.ToString() +
+                         ") concurrently with this row");
+    }
+    ctx.result->zones.insert(*c.row.zone);
+  }
+  group.epoch = c.group_epoch;
+  schema::SqlDialect d(conn_.dialect());
+  const std::string gkey = schema::GroupKey(spec, c.row);
+  ended_groups_[{spec.name, gkey}] = NowMicros();
+  conn_.Execute(d.Upsert("zm_group", {"tbl", "kid", "rkey", "zone", "epoch_hlc", "epoch_node"},
+                         {"tbl", "kid"}, {"epoch_hlc", "epoch_node"}),
+                {spec.name, schema::KeyId(conn_.dialect(), gkey), gkey, *c.row.zone,
+                 group.epoch.hlc, group.epoch.node});
 }
 
 void Applier::Park(Context& ctx, const Change& c) {
@@ -549,7 +772,7 @@ void Applier::ApplyZoneChange(Context& ctx, const Change& c) {
     if (zone.rv.known && !zone.rv.deleted &&
         zone.rv.vv.Compare(c.vv) != VersionVector::Order::kBefore) {
       RecordConflict(ctx, c, &zone.rv, LoadRow(*c.spec, c.row, std::nullopt), "zone-incarnation",
-                     "take-remote",
+                     ConflictDecision::kTakeRemote,
                      "zone deleted on " + c.version.node +
                          "; local changes of the deleted incarnation are discarded");
     }
@@ -558,7 +781,7 @@ void Applier::ApplyZoneChange(Context& ctx, const Change& c) {
   }
 
   if (c.epoch < local_epoch) {
-    RecordConflict(ctx, c, &zone.rv, std::nullopt, "zone-incarnation", "keep-local",
+    RecordConflict(ctx, c, &zone.rv, std::nullopt, "zone-incarnation", ConflictDecision::kKeepLocal,
                    "belongs to incarnation " + c.epoch.ToString() + " of zone " + zone.name +
                        ", deleted at " + local_epoch.ToString());
     return;
@@ -578,7 +801,7 @@ void Applier::ApplyChildChange(Context& ctx, const Change& c) {
   const Version zone_epoch = zone.rv.epoch;
   if (c.epoch < zone_epoch) {
     if (c.op == 'U') {
-      RecordConflict(ctx, c, nullptr, std::nullopt, "zone-incarnation", "dropped",
+      RecordConflict(ctx, c, nullptr, std::nullopt, "zone-incarnation", ConflictDecision::kDropped,
                      "zone " + zone.name + " was deleted (incarnation " + zone_epoch.ToString() +
                          ") after this change was written in incarnation " + c.epoch.ToString());
     }
@@ -593,8 +816,30 @@ void Applier::ApplyChildChange(Context& ctx, const Change& c) {
     Park(ctx, c);
     return;
   }
+  if (c.serial) {
+    // The origin's serial clock moved with this SOA write, whatever the
+    // row's own fate below.
+    clocks_.MergeExplicit(zone.name, zone_epoch, c.version.node, *c.serial);
+    ctx.clock_zones.insert(zone.name);
+  }
+  if (c.spec->is_grouped()) {
+    GroupState& group = LockGroup(*c.spec, schema::GroupKey(*c.spec, c.row), zone.name);
+    if (c.group_epoch < group.epoch) {
+      // The set was replaced after (or concurrently with) this change.
+      if (c.op == 'U') {
+        RecordConflict(ctx, c, nullptr, std::nullopt, "rrset-replace", ConflictDecision::kDropped,
+                       c.spec->name + " set " + schema::GroupKey(*c.spec, c.row) +
+                           " was replaced (incarnation " + group.epoch.ToString() +
+                           ") after this change was written in incarnation " +
+                           c.group_epoch.ToString());
+      }
+      return;
+    }
+    if (group.epoch < c.group_epoch) KillGroup(ctx, c, group, *zone.id);
+  }
   RowVer local = LockRowVer(c.spec->name, c.key);
-  if (local.known && local.epoch != c.epoch) {  // a dead incarnation's leftover
+  if (local.known && (local.epoch != c.epoch || local.group_epoch != c.group_epoch)) {
+    // A leftover of a dead zone or group incarnation.
     local = RowVer{};
     local.maybe_present = true;
   }
@@ -635,6 +880,22 @@ void Applier::RetryParkedFor(Context& ctx, const std::string& zone) {
   }
 }
 
+void Applier::CountRound(Context& ctx, const std::string& origin, const std::vector<Change>& round) {
+  schema::RoundSerials serials;
+  for (const Change& c : round) {
+    std::string zone;
+    if (c.spec->is_child() && c.row.zone) zone = *c.row.zone;
+    serials.Add({zone, c.epoch, c.session, schema::RoleOf(*c.spec, c.op, c.row)});
+  }
+  for (const auto& [zone, epoch] : serials.ZonesChangedWithoutSoaWrite()) {
+    // Counted for the incarnation the round wrote in, even when the zone is
+    // not here yet (its changes wait in zm_parked); a clock of a later
+    // incarnation ignores it.
+    clocks_.AddImplicit(zone, epoch, origin);
+    ctx.clock_zones.insert(zone);
+  }
+}
+
 // -------------------------------------------------------------- batches --
 
 Position Applier::Acknowledged(const std::string& origin) {
@@ -646,7 +907,8 @@ Position Applier::Acknowledged(const std::string& origin) {
   return std::max(applied, staged);
 }
 
-ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows) {
+ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
+                                       const std::vector<ZoneClock>& clocks) {
   ApplyResult result;
   Context ctx;
   ctx.result = &result;
@@ -663,11 +925,18 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows) {
       conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
       conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
       spdlog::error("snapshot row {} [{}] refused by the database: {}", c.spec->name, c.key, e.what());
-      RecordConflict(ctx, c, nullptr, std::nullopt, "join", "failed", e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "join", ConflictDecision::kFailed, e.what());
       result.failed++;
     }
   }
+  for (const ZoneClock& clock : clocks) {
+    clocks_.Merge(clock);
+    ctx.clock_zones.insert(clock.zone);
+  }
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  for (const std::string& zone : ctx.clock_zones) {
+    if (clocks_.Publish(zone)) result.zones.insert(zone);
+  }
   tx.Commit();
   return result;
 }
@@ -697,7 +966,8 @@ void Applier::DiscardLocalData() {
   for (auto it = schema::PowerDnsTables().rbegin(); it != schema::PowerDnsTables().rend(); ++it) {
     conn_.Execute("DELETE FROM " + it->name);
   }
-  for (const char* t : {"zm_rowver", "zm_outbox", "zm_applied", "zm_stage", "zm_parked", "zm_peer"}) {
+  for (const char* t : {"zm_rowver", "zm_group", "zm_serial", "zm_zone", "zm_outbox", "zm_applied",
+                        "zm_stage", "zm_parked", "zm_peer"}) {
     conn_.Execute(std::string("DELETE FROM ") + t);
   }
   // Nothing is left without a version record.
@@ -707,6 +977,8 @@ void Applier::DiscardLocalData() {
 }
 
 ApplyResult Applier::Apply(const Batch& batch) {
+  // Its own rounds are counted into the serial clocks when stamped.
+  if (batch.origin == local_node_) throw WireError("node " + local_node_ + " never applies its own changes");
   try {
     return ApplyOnce(batch, false);
   } catch (const db::Error& e) {
@@ -788,14 +1060,14 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
       conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
       spdlog::error("change {} [{}] from {} refused by the database: {}", c.spec->name, c.key,
                     batch.origin, e.what());
-      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", "failed", e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", ConflictDecision::kFailed, e.what());
       result.failed++;
     } catch (const std::exception& e) {
       conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
       conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
       spdlog::error("change {} [{}] from {} could not be applied: {}", c.spec->name, c.key,
                     batch.origin, e.what());
-      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", "failed", e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "apply", ConflictDecision::kFailed, e.what());
       result.failed++;
     }
   };
@@ -839,6 +1111,9 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
       staged = changes[j - 1].pos;
       result.staged += static_cast<int64_t>(j - i);
     } else {
+      // The round, staged parts first, in stream order: for its zones'
+      // serial clocks once it is applied.
+      std::vector<Change> round;
       if (staged > applied && staged.csn == csn) {
         int64_t after = 0;
         for (;;) {
@@ -857,6 +1132,7 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
             apply_one(c);
             result.applied++;
           }
+          round.insert(round.end(), page.begin(), page.end());
         }
         conn_.Execute("DELETE FROM zm_stage WHERE origin = ?", {batch.origin});
       }
@@ -868,6 +1144,9 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
           result.applied++;
         }
       }
+      round.insert(round.end(), changes.begin() + static_cast<std::ptrdiff_t>(i),
+                   changes.begin() + static_cast<std::ptrdiff_t>(j));
+      CountRound(ctx, batch.origin, round);
       applied = changes[j - 1].pos;
       staged = applied;
     }
@@ -877,6 +1156,9 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
   FlushInserts();
   FlushRowVers();
+  for (const std::string& zone : ctx.clock_zones) {
+    if (clocks_.Publish(zone)) result.zones.insert(zone);
+  }
   save(applied, staged);
   tx.Commit();
   result.ack = std::max(applied, staged);
@@ -936,6 +1218,84 @@ int64_t Applier::RemoveAllOrphans() {
   return removed;
 }
 
+int64_t Applier::RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes) {
+  int64_t removed = 0;
+  db::Transaction tx(conn_);
+  BeginTx(false);
+  for (const Change& c : local_changes) {
+    if (c.op != 'U' || !c.spec->is_grouped() || !c.row.zone) continue;
+    const std::string gkey = schema::GroupKey(*c.spec, c.row);
+    auto g = conn_.Query("SELECT epoch_hlc, epoch_node FROM zm_group WHERE tbl = ? AND kid = ?",
+                         {c.spec->name, schema::KeyId(conn_.dialect(), gkey)});
+    if (g.empty()) continue;
+    const Version group_epoch{g[0][0].AsInt(), g[0][1].AsText()};
+    if (!(c.group_epoch < group_epoch)) continue;
+    // The row's version must still be the one written in the ended
+    // incarnation: a later write moved it on.
+    RowVer rv = LockRowVer(c.spec->name, c.key);
+    if (rv.version != c.version) continue;
+    auto z = conn_.Query("SELECT id FROM domains WHERE name = ?", {*c.row.zone});
+    if (z.empty()) continue;
+    Statement del = TableSql(conn_.dialect(), *c.spec).Delete(c.row, z[0][0].AsInt());
+    removed += conn_.Execute(del.sql, del.params);
+  }
+  tx.Commit();
+  if (removed > 0) {
+    spdlog::info("removed {} row(s) written into RRsets or metadata kinds a replicated replace had "
+                 "just ended",
+                 removed);
+  }
+  return removed;
+}
+
+int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes) {
+  int64_t removed = 0;
+  db::Transaction tx(conn_);
+  BeginTx(false);
+  for (const Change& c : local_changes) {
+    if (c.op != 'U' || c.spec->id_column.empty()) continue;
+    std::optional<int64_t> zone_id;
+    if (c.spec->is_child()) {
+      auto z = conn_.Query("SELECT id FROM domains WHERE name = ?", {db::Value(c.row.zone)});
+      if (z.empty()) continue;
+      zone_id = z[0][0].AsInt();
+    }
+    TableSql sql(conn_.dialect(), *c.spec);
+    Statement sel = sql.SelectCopies(c.row, zone_id);
+    auto rows = conn_.Query(sel.sql, sel.params);
+    if (rows.size() < 2) continue;
+    // The logical row's value is the newest write: this one, unless the
+    // row moved on since.
+    RowVer rv = LockRowVer(c.spec->name, c.key);
+    if (rv.version != c.version) continue;
+    std::vector<db::Value> stale;
+    bool kept = false;
+    for (const db::Row& r : rows) {
+      schema::RowImage image;
+      image.zone = c.row.zone;
+      for (size_t i = 0; i < c.spec->columns.size(); ++i)
+        image.values.push_back(TableSql::Normalize(r[i + 1], c.spec->columns[i].type));
+      if (image == c.row) {
+        kept = true;
+      } else {
+        stale.push_back(r[0]);
+      }
+    }
+    if (!kept) continue;  // nothing equals the captured value: leave it to the next write
+    for (const db::Value& id : stale) {
+      removed += conn_.Execute("DELETE FROM " + c.spec->name + " WHERE " + c.spec->id_column + " = ?",
+                               {id});
+    }
+  }
+  tx.Commit();
+  if (removed > 0) {
+    spdlog::info("removed {} stale physical cop{} of rows a local write and a replicated one "
+                 "inserted at the same time",
+                 removed, removed == 1 ? "y" : "ies");
+  }
+  return removed;
+}
+
 ApplyResult Applier::RetryParked() {
   ApplyResult result;
   auto zones = conn_.Query("SELECT DISTINCT zone FROM zm_parked");
@@ -950,9 +1310,28 @@ ApplyResult Applier::RetryParked() {
       RetryParkedFor(ctx, z[0].AsText());
   }
   int64_t after = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
+  for (const std::string& zone : ctx.clock_zones) {
+    if (clocks_.Publish(zone)) result.zones.insert(zone);
+  }
   tx.Commit();
   result.applied = before - after;
   return result;
+}
+
+std::set<std::string> Applier::PublishSerials(const std::set<std::string>& zones) {
+  std::set<std::string> changed;
+  if (zones.empty()) return changed;
+  db::Transaction tx(conn_);
+  for (const std::string& zone : zones) {
+    if (clocks_.Publish(zone)) changed.insert(zone);
+  }
+  tx.Commit();
+  return changed;
+}
+
+std::set<std::string> Applier::PublishAllSerials() {
+  std::vector<std::string> zones = clocks_.Zones();
+  return PublishSerials(std::set<std::string>(zones.begin(), zones.end()));
 }
 
 }  // namespace zonemesh

@@ -1,8 +1,18 @@
 // Applies peers' batches to the local database: atomically, exactly once,
 // without capturing them again, deciding conflicts by row version vectors
-// and the configured strategies, and keeping zones sane across deletes and
-// re-creations (zone incarnations). docs/replication-model.md gives the rules;
-// this is their one implementation, written once for every database.
+// and the configured strategies (over every concurrent state of a row, so
+// that all nodes decide alike), keeping zones sane across deletes and
+// re-creations (zone incarnations), replacing RRsets and metadata kinds as a
+// whole (group incarnations), and moving each zone's serial clock so that
+// every applied change raises the served SOA serial.
+// docs/replication-model.md gives the rules; this is their one
+// implementation, written once for every database.
+//
+// The applier never waits for a lock a local writer (PowerDNS) holds: its
+// session's lock waits are bounded (db::Connection::SetLockWaitLimit), and a
+// transaction that would wait fails with a transient db::Error, is rolled
+// back, and is tried again later. Local writers therefore never deadlock
+// with it, whatever order they take their locks in.
 #ifndef ZONEMESH_REPLICATOR_APPLIER_H_
 #define ZONEMESH_REPLICATOR_APPLIER_H_
 
@@ -18,8 +28,20 @@
 #include "conflict/strategy.h"
 #include "db/connection.h"
 #include "replicator/wire.h"
+#include "replicator/zone_clock.h"
 
 namespace zonemesh {
+
+// Decisions the conflict log records (zm_conflict.decision).
+enum class ConflictDecision {
+  kKeepLocal,   // the row kept the state it showed
+  kTakeRemote,  // the incoming state replaced it
+  kMerge,       // a strategy merged the concurrent states
+  kParked,      // kept, waiting for an operator (manual strategy)
+  kDropped,     // the change belongs to a deleted zone or a replaced RRset
+  kFailed,      // the database refused the change
+};
+const char* ConflictDecisionName(ConflictDecision d);
 
 struct ApplyResult {
   enum class Status {
@@ -34,6 +56,8 @@ struct ApplyResult {
   int64_t conflicts = 0;     // conflicts recorded
   int64_t parked = 0;        // changes waiting for their zone
   int64_t failed = 0;        // changes the database refused (recorded)
+  // Conflicts recorded, by (table, decision).
+  std::map<std::pair<std::string, std::string>, int64_t> conflicts_by;
   // Zones whose rows changed here (created, edited, deleted): the local
   // PowerDNS must drop its caches for them.
   std::set<std::string> zones;
@@ -41,8 +65,9 @@ struct ApplyResult {
 
 class Applier {
  public:
-  // `conn` must be marked as the applier session (SetApplying(true)) by the
-  // caller; it is used by this object only, one call at a time.
+  // `conn` must be marked as the applier session (SetApplying(true)) with
+  // bounded lock waits by the caller; it is used by this object only, one
+  // call at a time.
   Applier(db::Connection& conn, const conflict::Policy& policy, std::string local_node);
   ~Applier();
 
@@ -50,16 +75,19 @@ class Applier {
   // Changes at or before the recorded position are skipped (a re-sent batch
   // is acknowledged, not applied twice). A change the database refuses
   // (constraint, invalid value) is recorded in zm_conflict with the error and
-  // does not stop the stream. Throws db::Error when the database fails; then
-  // nothing of the batch is applied.
+  // does not stop the stream. Throws db::Error when the database fails (a
+  // lock held by a local writer included: transient); then nothing of the
+  // batch is applied.
   ApplyResult Apply(const Batch& batch);
 
   // The position of `origin`'s stream this node holds (applied or staged).
   Position Acknowledged(const std::string& origin);
 
-  // Merges rows of a join snapshot (no positions) by row version, in one
-  // transaction. Changes the database refuses are recorded, not fatal.
-  ApplyResult ApplySnapshotRows(const std::vector<Change>& rows);
+  // Merges rows of a join snapshot (no positions) by row version, and the
+  // zones' serial clocks, in one transaction. Changes the database refuses
+  // are recorded, not fatal.
+  ApplyResult ApplySnapshotRows(const std::vector<Change>& rows,
+                                const std::vector<ZoneClock>& clocks);
 
   // After a join: this node holds each origin's stream up to the given
   // position (kept when it already holds more).
@@ -73,6 +101,15 @@ class Applier {
   // Re-tries changes parked for zones that exist now; `applied` counts the
   // changes applied or resolved. Cheap when nothing is parked.
   ApplyResult RetryParked();
+
+  // Writes every listed zone's clock serial into its SOA row (where they
+  // differ), in one transaction: after the outbox thread counted local
+  // commit rounds into the clocks. Returns the zones whose SOA changed.
+  std::set<std::string> PublishSerials(const std::set<std::string>& zones);
+
+  // The same for every zone with a clock: at start-up, in case the daemon
+  // died between counting a round and publishing.
+  std::set<std::string> PublishAllSerials();
 
   // Removes rows of zone tables left in zones this applier deleted: a local
   // writer that looked the zone up just before the delete committed can
@@ -91,9 +128,31 @@ class Applier {
   // Returns rows removed.
   int64_t RemoveAllOrphans();
 
+  // Removes local rows whose capture put them into a group incarnation that
+  // had already ended here: a local writer that read an RRset's incarnation
+  // just before a replicated replace of that RRset committed. The changes
+  // named are local ones just stamped. Returns rows removed.
+  int64_t RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes);
+
+  // Whether local upserts may have raced with this applier in the last
+  // minute: it inserted keys without finding a row (a local insert of the
+  // same key may have met it unseen), or ended group incarnations. Then the
+  // keys IsRaceSuspect names deserve RemoveStaleDuplicates and
+  // RemoveRowsOfEndedGroups once their local changes are stamped.
+  bool HasRaceSuspects();
+  bool IsRaceSuspect(const std::string& table, const std::string& key);
+
+  // Where a local insert and a replicated one of the same natural key met
+  // (each unaware of the other), the table holds two physical rows for one
+  // logical row. For the local upserts named (just stamped), keeps the
+  // physical rows equal to the logical row's value and removes the others.
+  // Returns rows removed.
+  int64_t RemoveStaleDuplicates(const std::vector<Change>& local_changes);
+
  private:
   struct RowVer;
   struct ZoneState;
+  struct GroupState;
   struct Context;
   struct TxCache;
   using RowKey = std::pair<std::string, std::string>;  // (table, key)
@@ -107,12 +166,17 @@ class Applier {
   void Decide(Context& ctx, const Change& c, const RowVer& local, std::optional<int64_t> zone_id);
   void KillIncarnation(Context& ctx, ZoneState& zone, const schema::Version& epoch,
                        const schema::Version& version, const schema::VersionVector& vv);
+  // Ends the local incarnation of `c`'s group: its rows go, the group
+  // moves to c.group_epoch.
+  void KillGroup(Context& ctx, const Change& c, GroupState& group, int64_t zone_id);
   void Park(Context& ctx, const Change& c);
   void RetryParkedFor(Context& ctx, const std::string& zone);
   void RecordConflict(Context& ctx, const Change& c, const RowVer* local,
                       const std::optional<schema::RowImage>& local_image,
-                      const std::string& strategy, const std::string& decision,
+                      const std::string& strategy, ConflictDecision decision,
                       const std::string& reason);
+  // Counts a complete commit round of `origin` into its zones' clocks.
+  void CountRound(Context& ctx, const std::string& origin, const std::vector<Change>& round);
 
   // Starts the bookkeeping of a new transaction. With `batched`, row
   // versions are locked and read many keys per statement (PrefetchRowVers),
@@ -133,6 +197,10 @@ class Applier {
   RowVer LockRowVer(const std::string& table, const std::string& key);
   void WriteRowVer(const std::string& table, const std::string& key, const RowVer& rv);
   ZoneState LoadZone(const std::string& zone);
+  // The group's state, locked for the transaction (a local writer emptying
+  // or refilling the group waits, or this transaction fails at once).
+  GroupState& LockGroup(const schema::TableSpec& spec, const std::string& group_key,
+                        const std::string& zone);
   std::optional<schema::RowImage> LoadRow(const schema::TableSpec& spec, const schema::RowImage& row,
                                           std::optional<int64_t> zone_id);
   // Writes the row: updates it where it exists, else inserts it; with
@@ -148,8 +216,15 @@ class Applier {
   db::Connection& conn_;
   const conflict::Policy& policy_;
   std::string local_node_;
+  ZoneClocks clocks_;
   // domains.id of zones deleted here -> when (µs), for orphan checks.
   std::map<int64_t, int64_t> deleted_zones_;
+  // Race suspects (HasRaceSuspects): key or group -> when (µs). Past a size
+  // bound (a bulk catch-up), every key is a suspect for a while instead.
+  std::map<RowKey, int64_t> blind_inserts_;
+  std::map<RowKey, int64_t> ended_groups_;
+  int64_t all_suspect_until_ = 0;
+  void NoteBlindInsert(const schema::TableSpec& spec, const schema::RowImage& row);
   std::unique_ptr<TxCache> tx_;
   int64_t new_rowvers_ = 0;       // keys added to zm_rowver since the last ANALYZE
   int64_t analyzed_rowvers_ = 0;  // its rows then

@@ -90,14 +90,15 @@ reads queue depths from the database.
     {"dump", R"(Usage: zonemesh dump --config FILE [--checksum] [--check]
 
 Prints every replicated row by natural key, one JSON line per row, sorted,
-with values normalized across databases. Two nodes hold the same data when
-their dumps (or checksums) are equal.
+with values normalized across databases; a row stored more than once shows
+its number of copies. Two nodes hold the same data when their dumps (or
+checksums) are equal.
 
   --config FILE     the node's configuration file (required)
   --checksum        print only the SHA-256 of the dump
   --check           also report DNS sanity problems (zones without exactly
-                    one SOA, duplicate zones, rows without a zone); exit 1
-                    when there are any
+                    one SOA, duplicate zones, rows without a zone) and rows
+                    stored more than once; exit 1 when there are any
 )"},
     {"conflicts", R"(Usage: zonemesh conflicts --config FILE [--pending] [--json] [--limit N]
        zonemesh conflicts resolve ID --take local|remote --config FILE
@@ -316,7 +317,9 @@ int Dump(const Args& a) {
   if (a.flags.count("--check")) {
     auto problems = SanityProblems(*conn);
     for (const std::string& p : problems) std::cerr << "sanity: " << p << "\n";
-    if (!problems.empty()) return kExitFailure;
+    auto copies = CopyProblems(lines);
+    for (const std::string& p : copies) std::cerr << "copies: " << p << "\n";
+    if (!problems.empty() || !copies.empty()) return kExitFailure;
   }
   return kExitOk;
 }

@@ -197,6 +197,8 @@ ConflictConfig ParseConflict(Section& top, const std::string& base_dir) {
   if (used.count("priority") && c.priority.empty())
     s.Fail("conflict.priority", "is missing: the \"priority\" strategy needs the node order");
 
+  c.retention_seconds =
+      s.Int("retention_seconds", c.retention_seconds, 60, int64_t{10} * 365 * 86400);
   if (s.Has("plugin")) {
     std::filesystem::path p(s.String("plugin", true));
     if (p.is_relative()) p = std::filesystem::path(base_dir) / p;

@@ -60,6 +60,9 @@ struct ConflictConfig {
   // "custom": the plug-in shared library (required when used; relative to
   // the config file).
   std::string plugin;
+  // Conflict log entries older than this are deleted (changes parked for an
+  // operator stay until resolved).
+  int64_t retention_seconds = 30 * 86400;
 };
 
 struct AuthConfig {

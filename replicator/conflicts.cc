@@ -89,6 +89,22 @@ std::vector<ConflictRecord> ListConflicts(db::Connection& conn, bool pending_onl
   return out;
 }
 
+int64_t ExpireConflicts(db::Connection& conn, int64_t before_micros) {
+  int64_t deleted = 0;
+  for (;;) {
+    auto rows = conn.Query(
+        "SELECT id FROM zm_conflict WHERE created_at < ? AND NOT (decision = 'parked' AND "
+        "resolved_at IS NULL) ORDER BY id LIMIT 500",
+        {before_micros});
+    if (rows.empty()) break;
+    std::string ids;
+    for (const db::Row& r : rows) ids += (ids.empty() ? "" : ",") + std::to_string(r[0].AsInt());
+    deleted += conn.Execute("DELETE FROM zm_conflict WHERE id IN (" + ids + ")");
+    if (rows.size() < 500) break;
+  }
+  return deleted;
+}
+
 void ResolveConflict(db::Connection& conn, const std::string& node_id, int64_t id,
                      bool take_remote) {
   const db::Dialect dialect = conn.dialect();
@@ -205,19 +221,27 @@ void ResolveConflict(db::Connection& conn, const std::string& node_id, int64_t i
   std::optional<std::string> zone;
   if (spec->is_child()) zone = row.zone;
   if (spec->is_zone_table) zone = row.values[0].AsText();
+  schema::Version group_epoch;
+  if (spec->is_grouped() && row.zone) {
+    const std::string gkey = schema::GroupKey(*spec, row);
+    auto g = conn.Query("SELECT epoch_hlc, epoch_node FROM zm_group WHERE tbl = ? AND kid = ?",
+                        {c.table, schema::KeyId(dialect, gkey)});
+    if (!g.empty()) group_epoch = {g[0][0].AsInt(), g[0][1].AsText()};
+  }
   conn.Execute(d.Upsert("zm_rowver",
                         {"tbl", "kid", "rkey", "hlc", "node", "clock", "vv", "deleted", "zone",
-                         "epoch_hlc", "epoch_node"},
+                         "epoch_hlc", "epoch_node", "gepoch_hlc", "gepoch_node", "siblings"},
                         {"tbl", "kid"},
                         {"rkey", "hlc", "node", "clock", "vv", "deleted", "zone", "epoch_hlc",
-                         "epoch_node"}),
+                         "epoch_node", "gepoch_hlc", "gepoch_node", "siblings"}),
                {c.table, schema::KeyId(dialect, c.key), c.key, hlc, node_id, hlc, vv.ToJson(),
-                int64_t{deleted ? 1 : 0}, db::Value(zone), epoch.hlc, epoch.node});
+                int64_t{deleted ? 1 : 0}, db::Value(zone), epoch.hlc, epoch.node, group_epoch.hlc,
+                group_epoch.node, db::Value()});
   conn.Execute(
-      "INSERT INTO zm_outbox (tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO zm_outbox (tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node, gepoch_hlc, "
+      "gepoch_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       {c.table, deleted ? "D" : "U", c.key, JsonText(RowImageToJson(*spec, row)), hlc, vv.ToJson(),
-       epoch.hlc, epoch.node});
+       epoch.hlc, epoch.node, group_epoch.hlc, group_epoch.node});
   conn.Execute("UPDATE zm_conflict SET resolved_at = ?, resolution = ? WHERE id = ?",
                {Now(),
                 std::string("took ") + (take_remote ? "remote" : "local") + " as " +

@@ -39,6 +39,11 @@ struct ConflictRecord {
 // Newest first. With pending_only, only parked conflicts not yet resolved.
 std::vector<ConflictRecord> ListConflicts(db::Connection& conn, bool pending_only, int limit);
 
+// Deletes conflict log entries created before `before_micros`, a page per
+// transaction, except changes still parked for an operator. Returns the
+// entries deleted.
+int64_t ExpireConflicts(db::Connection& conn, int64_t before_micros);
+
 // A request the conflict log cannot satisfy (unknown id, not parked,
 // already resolved); what() says which.
 class ResolveError : public std::runtime_error {

@@ -4,14 +4,19 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "db/open.h"
 #include "replicator/applier.h"
 #include "replicator/auth.h"
+#include "replicator/catalog_labels.h"
+#include "replicator/conflicts.h"
 #include "replicator/http.h"
 #include "replicator/installer.h"
+#include "replicator/local_round.h"
 #include "replicator/outbox.h"
 #include "replicator/pdns_notifier.h"
 #include "replicator/peer_link.h"
@@ -26,6 +31,16 @@ namespace zonemesh {
 namespace {
 // Held by the outbox thread's connection: one daemon per database.
 constexpr const char* kDaemonLock = "zonemesh-daemon";
+// How long the applier's statements wait for a lock a local writer holds
+// before the batch is rolled back and tried again: short, so that the
+// applier is never half of a deadlock with PowerDNS (PostgreSQL looks for
+// deadlocks after a second of waiting; MariaDB at once, so there the
+// applier never waits at all).
+constexpr std::chrono::milliseconds kApplyLockWait{20};
+// Attempts at one batch before the sender is told to come back later.
+constexpr int kApplyAttempts = 8;
+// How often conflicts are summed up in the log.
+constexpr int64_t kConflictSummaryMicros = 10 * 1000000LL;
 }  // namespace
 
 std::string MeshFingerprint(const conflict::Policy& policy) {
@@ -69,7 +84,7 @@ struct Daemon::Impl {
 
   // --- applying (HTTP threads, one batch at a time) ---
   ApplyResult Apply(const Batch& batch) {
-    std::lock_guard<std::mutex> lock(apply_mu);
+    std::unique_lock<std::mutex> lock(apply_mu);
     for (int attempt = 1;; ++attempt) {
       try {
         EnsureApplyConnection();
@@ -87,8 +102,13 @@ struct Daemon::Impl {
           apply_conn.reset();
           status.SetDatabase(false, e.what());
         }
-        if (!e.transient() || attempt >= 3) throw UnavailableError(std::string("database: ") + e.what());
+        if (!e.transient() || attempt >= kApplyAttempts)
+          throw UnavailableError(std::string("database: ") + e.what());
         spdlog::debug("apply attempt {} failed ({}); retrying", attempt, e.what());
+        // A local writer holds a lock this batch needs: let it finish.
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 << attempt, 50)));
+        lock.lock();
       }
     }
   }
@@ -113,6 +133,7 @@ struct Daemon::Impl {
     if (applier) return;
     apply_conn = Open();
     apply_conn->SetApplying(true);
+    apply_conn->SetLockWaitLimit(kApplyLockWait);
     applier = std::make_unique<Applier>(*apply_conn, policy, config.node_id);
   }
 
@@ -181,10 +202,16 @@ struct Daemon::Impl {
       if (parked) {
         ApplyResult r = applier->RetryParked();
         if (r.applied > 0) spdlog::info("applied or resolved {} parked change(s)", r.applied);
+        status.RecordConflicts(r.conflicts_by);
         if (notifier) notifier->ZonesChanged(r.zones);
       }
       if (!orphans_swept) {
         applier->RemoveAllOrphans();
+        // A daemon that died between counting a round into a zone's serial
+        // clock and writing the SOA: write them now.
+        std::set<std::string> zones = applier->PublishAllSerials();
+        if (!zones.empty()) spdlog::info("published the serial of {} zone(s) at start", zones.size());
+        if (notifier) notifier->ZonesChanged(zones);
         orphans_swept = true;
       }
       applier->RemoveOrphansOfDeletedZones();
@@ -209,6 +236,9 @@ struct Daemon::Impl {
       locked = conn->TryAdvisoryLock(kDaemonLock);
     }
     if (!locked) throw InstallError("another zonemesh daemon is running on " + conn->Describe());
+    // The outbox thread moves serial clocks and pins catalog labels: like
+    // the applier, it never waits for a local writer's locks.
+    conn->SetLockWaitLimit(kApplyLockWait);
     conn->ListenForChanges();
     return conn;
   }
@@ -229,11 +259,13 @@ struct Daemon::Impl {
           WakeLinks();  // rows may have been committed while we were away
         }
         const int64_t before = outbox->LastPosition().csn;
-        int64_t stamped = outbox->StampRound();
+        std::set<std::string> clock_zones;
+        int64_t stamped = outbox->StampRound(&clock_zones);
         if (stamped > 0) {
           spdlog::debug("stamped a commit round of {} change(s)", stamped);
           WakeLinks();
           WatchLocallyDeletedZones(outbox->DeletedZoneIds(before));
+          AfterLocalRound(*outbox, before, std::move(clock_zones));
           // Writes made straight into SQL (pdnsutil, scripts) are hidden by
           // the local PowerDNS's caches too.
           if (notifier) notifier->ZonesChanged(outbox->ZonesChanged(before));
@@ -243,8 +275,22 @@ struct Daemon::Impl {
           last_housekeeping = now;
           Housekeeping(*conn, *outbox);
         }
-        if (stamped == 0) conn->WaitForChange(std::chrono::milliseconds(config.poll_interval_ms));
+        if (stamped == 0 && unfinished_round) {
+          // The last round's serials could not be published (a lock, a
+          // reader the SQLite writes gave way to): again, soon.
+          SleepUnlessStopping(2);
+          AfterLocalRound(*outbox, unfinished_round->before_csn, {});
+        } else if (stamped == 0) {
+          conn->WaitForChange(std::chrono::milliseconds(config.poll_interval_ms));
+        }
       } catch (const db::Error& e) {
+        if (e.transient() && !e.connection_lost()) {
+          // A lock a local writer held, or a serialization failure: the
+          // round is stamped on the next pass.
+          spdlog::debug("outbox: {}; trying again", e.what());
+          SleepUnlessStopping(2);
+          continue;
+        }
         spdlog::error("outbox: {}", e.what());
         status.SetDatabase(false, e.what());
         if (e.connection_lost()) {
@@ -260,6 +306,32 @@ struct Daemon::Impl {
         SleepUnlessStopping(backoff_ms);
         backoff_ms = std::min(backoff_ms * 2, config.retry_max_ms);
       }
+    }
+  }
+
+  // After a local commit round was stamped (replicator/local_round.h).
+  // A round that failed is finished together with the next one (from the
+  // older round's position, with both rounds' zones) until it succeeds.
+  void AfterLocalRound(Outbox& outbox, int64_t before_csn, std::set<std::string> clock_zones) {
+    if (unfinished_round) {
+      before_csn = std::min(before_csn, unfinished_round->before_csn);
+      clock_zones.merge(unfinished_round->zones);
+    }
+    std::lock_guard<std::mutex> lock(apply_mu);
+    try {
+      EnsureApplyConnection();
+      std::set<std::string> changed = FinishLocalRound(*applier, outbox, before_csn, clock_zones);
+      if (notifier) notifier->ZonesChanged(changed);
+      if (unfinished_round) spdlog::info("a local commit round's serials are published now");
+      unfinished_round.reset();
+    } catch (const db::Error& e) {
+      if (e.connection_lost()) {
+        applier.reset();
+        apply_conn.reset();
+      }
+      // One line per failed stretch, not per attempt.
+      if (!unfinished_round) spdlog::warn("after a local commit round: {}; trying again", e.what());
+      unfinished_round = UnfinishedRound{before_csn, std::move(clock_zones)};
     }
   }
 
@@ -280,7 +352,16 @@ struct Daemon::Impl {
                                                                              : nlohmann::json(st.last_error)}});
     }
 
+    // Catalog members get labels every node agrees on (catalog_labels.h);
+    // written as a local change, like any other.
+    PinCatalogLabels(conn);
+
     const int64_t now = NowMicros();
+    if (now - last_conflict_summary >= kConflictSummaryMicros) {
+      last_conflict_summary = now;
+      const std::string summary = status.TakeConflictSummary();
+      if (!summary.empty()) spdlog::info("conflicts decided in the last {} s: {}", kConflictSummaryMicros / 1000000, summary);
+    }
     if (snapshots) snapshots->Reap();
     if (!join_checked) {
       std::lock_guard<std::mutex> lock(apply_mu);
@@ -312,6 +393,11 @@ struct Daemon::Impl {
       }
       int64_t tombstones = outbox.ExpireTombstones(horizon);
       if (tombstones > 0) spdlog::info("forgot {} tombstone(s) older than the history retention", tombstones);
+      int64_t conflicts_gone = ExpireConflicts(conn, now - config.conflict.retention_seconds * 1000000LL);
+      if (conflicts_gone > 0) {
+        spdlog::info("deleted {} conflict log entr{} older than {} s", conflicts_gone,
+                     conflicts_gone == 1 ? "y" : "ies", config.conflict.retention_seconds);
+      }
     }
     ApplierUpkeep(parked > 0 && now - last_parked_retry > 10 * 1000000LL);
     if (parked > 0 && now - last_parked_retry > 10 * 1000000LL) last_parked_retry = now;
@@ -343,6 +429,13 @@ struct Daemon::Impl {
   std::unique_ptr<HttpServer> status_server;
   std::thread outbox_thread;
   int64_t last_purge = 0;
+  // A local commit round whose serials are not yet published (outbox thread).
+  struct UnfinishedRound {
+    int64_t before_csn;
+    std::set<std::string> zones;
+  };
+  std::optional<UnfinishedRound> unfinished_round;
+  int64_t last_conflict_summary = 0;
   int64_t last_parked_retry = 0;
   std::atomic<bool> join_pending{false};  // the initial snapshot is still missing
   std::atomic<bool> join_checked{false};  // join_pending is known (the database answered)

@@ -1,6 +1,7 @@
 #include "replicator/dump.h"
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "replicator/table_sql.h"
@@ -23,14 +24,49 @@ std::vector<std::string> CanonicalDump(db::Connection& conn) {
       for (size_t i = 0; i < spec.columns.size(); ++i) {
         row.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
       }
+      if (schema::IsLocalRow(spec, row)) continue;  // node-local (CATALOG-HASH)
       json line{{"t", spec.name}, {"k", schema::EncodeKey(spec, row)}, {"row", RowImageToJson(spec, row)}};
       lines.push_back(JsonText(line));
     }
+    // Physical copies of one row show as one line with their number: equal
+    // dumps mean equal rows, copies included.
     std::sort(lines.begin(), lines.end());
-    lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
-    out.insert(out.end(), lines.begin(), lines.end());
+    for (size_t i = 0; i < lines.size();) {
+      size_t j = i;
+      while (j < lines.size() && lines[j] == lines[i]) ++j;
+      if (j - i == 1) {
+        out.push_back(lines[i]);
+      } else {
+        json line = json::parse(lines[i]);
+        line["copies"] = j - i;
+        out.push_back(JsonText(line));
+      }
+      i = j;
+    }
   }
   return out;
+}
+
+std::vector<std::string> CopyProblems(const std::vector<std::string>& dump) {
+  std::vector<std::string> problems;
+  std::map<std::pair<std::string, std::string>, int> lines_per_key;
+  for (const std::string& l : dump) {
+    json j = json::parse(l, nullptr, false);
+    if (!j.is_object()) continue;
+    const std::string table = j.value("t", ""), key = j.value("k", "");
+    lines_per_key[{table, key}]++;
+    if (j.contains("copies")) {
+      problems.push_back(table + " [" + key + "] is stored " + j["copies"].dump() +
+                         " times with the same values");
+    }
+  }
+  for (const auto& [tk, n] : lines_per_key) {
+    if (n > 1) {
+      problems.push_back(tk.first + " [" + tk.second + "] is stored " + std::to_string(n) +
+                         " times with different values (one logical row)");
+    }
+  }
+  return problems;
 }
 
 std::string DumpChecksum(const std::vector<std::string>& lines) {

@@ -13,9 +13,15 @@
 namespace zonemesh {
 
 // One JSON line per logical row, sorted: {"t":table,"k":key,"row":{...}}.
-// Physical duplicates with identical values collapse into one line;
-// duplicates that differ stay as separate lines.
+// Physical copies with identical values are one line with their number
+// ("copies": n); copies that differ stay as separate lines. Node-local rows
+// (CATALOG-HASH) are left out.
 std::vector<std::string> CanonicalDump(db::Connection& conn);
+
+// Rows of a dump stored more than once (a replica holds one copy of a
+// logical row; docs/replication-model.md, "Exact duplicates"). Empty when
+// every logical row is one physical row.
+std::vector<std::string> CopyProblems(const std::vector<std::string>& dump);
 
 // SHA-256 over the dump lines.
 std::string DumpChecksum(const std::vector<std::string>& lines);

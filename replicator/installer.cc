@@ -106,14 +106,45 @@ void Install(db::Connection& conn, const std::string& node_id, bool create_schem
   // MySQL commits each DDL statement; every statement is idempotent, so a
   // failed install can simply be run again.
   const bool transactional = dialect != db::Dialect::kMysql;
+  const bool upgrade_v1 = st.installed && st.schema_version == 1;
   if (transactional) conn.Begin();
   try {
+    if (upgrade_v1) {
+      // Version 2 keys records by prio too, and versions carry group
+      // incarnations: the versions recorded by version 1 no longer name
+      // their rows. They are forgotten; such rows count as written before
+      // install (the mesh must be upgraded as a whole: the protocol changed).
+      for (const std::string& s : schema::UpgradeFromV1Ddl(dialect)) {
+        try {
+          conn.ExecuteDdl(s);
+        } catch (const db::Error& e) {
+          // MySQL committed the columns of an earlier, interrupted upgrade.
+          if (e.connection_lost() || transactional) throw;
+        }
+      }
+      conn.Execute("DELETE FROM zm_rowver WHERE tbl <> 'domains'");
+      spdlog::warn("upgraded zonemesh schema 1 to 2: row versions were reset; every node of the "
+                   "mesh must run this version");
+    }
     for (const std::string& s : InstallStatements(dialect, node_id)) conn.ExecuteDdl(s);
     schema::SqlDialect d(dialect);
     const std::string upsert = d.Upsert("zm_meta", {"name", "value"}, {"name"}, {"value"});
     conn.Execute(upsert, {"node_id", node_id});
     conn.Execute(upsert, {"schema_version", std::to_string(schema::kZonemeshSchemaVersion)});
     conn.Execute(d.InsertIgnore("zm_meta", {"name", "value"}, {"name"}), {"last_csn", "0"});
+    if (upgrade_v1) {
+      conn.Execute(d.Upsert("zm_meta", {"name", "value"}, {"name"}, {"value"}), {"rows_versioned", "0"});
+    }
+    // Zones without a serial clock (they existed before install) start one
+    // at the serial they serve.
+    conn.Execute(d.InsertIgnoreSelect(
+        "zm_zone", {"zone", "epoch_hlc", "epoch_node", "base"}, {"zone"},
+        "SELECT " + d.ToText("d.name", schema::ColumnType::kText) +
+            ", COALESCE(rv.epoch_hlc, 0), COALESCE(rv.epoch_node, ''), " + d.SoaSerial("r.content") +
+            " FROM domains d JOIN records r ON r.domain_id = d.id AND r.type = 'SOA' LEFT JOIN "
+            "zm_rowver rv ON rv.tbl = 'domains' AND rv.kid = " +
+            d.KeyId(d.KeyComponent(d.ToText("d.name", schema::ColumnType::kText))) + " WHERE " +
+            d.SoaSerial("r.content") + " IS NOT NULL"));
     if (!st.installed) {
       // Whether every PowerDNS row has a version record: true when the
       // tables are empty now that the triggers exist (writers that wrote

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "replicator/zone_clock.h"
+#include "schema/serial.h"
 #include "schema/sql_dialect.h"
 
 namespace zonemesh {
@@ -13,6 +15,11 @@ using nlohmann::json;
 namespace {
 
 constexpr int kStampPage = 512;
+
+// The outbox columns ChangeFromRow reads, in its order.
+constexpr const char* kChangeColumns =
+    "SELECT id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node, sess, gepoch_hlc, "
+    "gepoch_node, serial_base, serial_count";
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -79,18 +86,32 @@ std::set<std::string> Outbox::ZonesChanged(int64_t after_csn) {
   return out;
 }
 
-int64_t Outbox::StampRound() {
+int64_t Outbox::StampRound(std::set<std::string>* clock_zones) {
   if (!HasUnstamped()) return 0;
   int64_t stamped = 0;
   conn_.BeginSnapshot();
   try {
     const int64_t csn = ParsePosition(MetaGet("last_csn")).csn + 1;
     int64_t after = 0;
+    schema::RoundSerials serials;
     for (;;) {
-      auto rows = conn_.Query("SELECT id FROM zm_outbox WHERE csn IS NULL AND id > ? ORDER BY id LIMIT " +
-                                  std::to_string(kStampPage),
-                              {after});
+      // The key's start names the zone and, for records, the type.
+      auto rows = conn_.Query(
+          "SELECT id, tbl, op, SUBSTR(rkey, 1, 2000), sess, epoch_hlc, epoch_node FROM zm_outbox "
+          "WHERE csn IS NULL AND id > ? ORDER BY id LIMIT " +
+              std::to_string(kStampPage),
+          {after});
       if (rows.empty()) break;
+      for (const db::Row& r : rows) {
+        const schema::TableSpec* spec = schema::FindTable(r[1].AsText());
+        if (!spec || !spec->is_child()) continue;
+        const std::string key = r[3].AsText();
+        const char op = r[2].AsText().empty() ? 'U' : r[2].AsText()[0];
+        serials.Add({schema::FirstKeyComponent(key).value_or(""),
+                     {r[5].AsInt(), r[6].AsText()},
+                     r[4].AsInt(),
+                     schema::RoleOfKey(*spec, op, key)});
+      }
       // Pad to a power of two with the last id so that few distinct
       // statements are prepared.
       size_t n = 1;
@@ -105,6 +126,15 @@ int64_t Outbox::StampRound() {
       if (rows.size() < static_cast<size_t>(kStampPage)) break;
     }
     if (stamped > 0) MetaSet("last_csn", std::to_string(csn));
+    // The round's zones changed without an SOA write count one more on
+    // their serial clocks, exactly as every receiver counts the round.
+    // (For the incarnation the round wrote in: a clock of a later one
+    // ignores it.)
+    ZoneClocks clocks(conn_);
+    for (const auto& [zone, epoch] : serials.ZonesChangedWithoutSoaWrite()) {
+      clocks.AddImplicit(zone, epoch, node_id_);
+      if (clock_zones) clock_zones->insert(zone);
+    }
     conn_.Commit();
   } catch (...) {
     conn_.Rollback();
@@ -114,7 +144,8 @@ int64_t Outbox::StampRound() {
 }
 
 Change Outbox::ChangeFromRow(const db::Row& row) {
-  // id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node
+  // id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node, sess, gepoch_hlc,
+  // gepoch_node, serial_base, serial_count
   Change c;
   c.pos = {row[1].AsInt(), row[0].AsInt()};
   std::string table = row[2].AsText();
@@ -136,6 +167,11 @@ Change Outbox::ChangeFromRow(const db::Row& row) {
   c.version = {row[6].AsInt(), node_id_};
   c.vv = schema::VersionVector::FromJson(row[7].AsText());
   c.epoch = {row[8].AsInt(), row[9].AsText()};
+  c.session = row[10].AsInt();
+  c.group_epoch = {row[11].AsInt(), row[12].AsText()};
+  if (!row[13].IsNull() && !row[14].IsNull() && c.op == 'U' && schema::IsSoaRow(*c.spec, c.row)) {
+    c.serial = SerialClock{row[13].AsInt(), row[14].AsInt()};
+  }
   c.key = schema::EncodeKey(*c.spec, c.row);
   const std::string captured_key = row[4].AsText();
   if (!problems.empty() || c.key != captured_key) {
@@ -154,8 +190,7 @@ Batch Outbox::ReadBatch(const Position& after, int max_changes, int64_t max_byte
   AddPositionParams(d, after, &params);
   params.push_back(int64_t{max_changes} + 1);
   auto rows = conn_.Query(
-      "SELECT id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node FROM zm_outbox "
-      "WHERE csn IS NOT NULL AND " +
+      std::string(kChangeColumns) + " FROM zm_outbox WHERE csn IS NOT NULL AND " +
           d.PositionAfter("csn", "id") + " ORDER BY csn, id LIMIT ?",
       params);
   Batch batch;
@@ -191,6 +226,32 @@ Batch Outbox::ReadBatch(const Position& after, int max_changes, int64_t max_byte
   batch.changes.reserve(taken);
   for (size_t i = 0; i < taken; ++i) batch.changes.push_back(ChangeFromRow(rows[i]));
   return batch;
+}
+
+std::vector<Change> Outbox::UpsertsAfter(
+    int64_t after_csn, const std::function<bool(const std::string&, const std::string&)>& wanted,
+    size_t limit) {
+  std::vector<Change> out;
+  schema::SqlDialect d(conn_.dialect());
+  Position from{after_csn + 1, 0};
+  for (;;) {
+    db::Params params;
+    AddPositionParams(d, Position{from.csn, from.id}, &params);
+    auto rows = conn_.Query(std::string(kChangeColumns) +
+                                " FROM zm_outbox WHERE csn IS NOT NULL AND op = 'U' AND " +
+                                d.PositionAfter("csn", "id") + " ORDER BY csn, id LIMIT " +
+                                std::to_string(kStampPage),
+                            params);
+    for (const db::Row& r : rows) {
+      if (wanted(r[2].AsText(), r[4].AsText())) {
+        out.push_back(ChangeFromRow(r));
+        if (out.size() >= limit) return out;
+      }
+    }
+    if (rows.size() < static_cast<size_t>(kStampPage)) break;
+    from = {rows.back()[1].AsInt(), rows.back()[0].AsInt()};
+  }
+  return out;
 }
 
 int64_t Outbox::CountAfter(const Position& after) {
@@ -235,9 +296,11 @@ std::map<std::string, Position> Outbox::LoadCursors() {
 
 void Outbox::SaveCursor(const std::string& peer, const Position& pos) {
   schema::SqlDialect d(conn_.dialect());
+  db::Transaction tx(conn_);  // (SQLite: a write that keeps out of PowerDNS's way)
   conn_.Execute(d.Upsert("zm_peer", {"peer", "csn", "id", "updated_at"}, {"peer"},
                          {"csn", "id", "updated_at"}),
                 {peer, pos.csn, pos.id, NowMicros()});
+  tx.Commit();
 }
 
 int64_t Outbox::Purge(const Position& acked_by_all, int64_t older_than_hlc) {

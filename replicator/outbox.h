@@ -17,6 +17,7 @@
 #define ZONEMESH_REPLICATOR_OUTBOX_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -33,9 +34,19 @@ class Outbox {
   Outbox(db::Connection& conn, std::string node_id) : conn_(conn), node_id_(std::move(node_id)) {}
 
   // Stamps every committed, unstamped row with the next csn, in one
-  // transaction reading one snapshot. Returns the number of rows stamped
-  // (0: nothing new, no write). Memory is bounded by a page of ids.
-  int64_t StampRound();
+  // transaction reading one snapshot, and counts the round into the serial
+  // clocks of the zones it changed without an SOA write (adding them to
+  // `clock_zones`: their SOA rows need the new serial). Returns the number
+  // of rows stamped (0: nothing new, no write). Memory is bounded by a page
+  // of ids. A transient db::Error (a serial clock row a writer holds) leaves
+  // nothing stamped; try again.
+  int64_t StampRound(std::set<std::string>* clock_zones = nullptr);
+
+  // The local upserts stamped in rounds after `after_csn` for which `wanted`
+  // (table, key) is true, at most `limit`.
+  std::vector<Change> UpsertsAfter(int64_t after_csn,
+                                   const std::function<bool(const std::string&, const std::string&)>& wanted,
+                                   size_t limit);
 
   // True when committed rows wait for a stamp (a cheap index probe).
   bool HasUnstamped();

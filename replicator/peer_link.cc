@@ -124,7 +124,7 @@ void PeerLink::Hello() {
     spdlog::info("peer {} holds {} of this node's stream (cursor was {})", peer_.id, ack->ToString(),
                  cursor_.ToString());
     cursor_ = *ack;
-    outbox_->SaveCursor(peer_.id, cursor_);
+    SaveCursor(true);
   }
   introduced_ = true;
   backoff_ms_ = 0;
@@ -143,6 +143,7 @@ bool PeerLink::Step() {
     outbox_ = std::make_unique<Outbox>(*conn_, config_.node_id);
     auto cursors = outbox_->LoadCursors();
     cursor_ = cursors.count(peer_.id) ? cursors[peer_.id] : Position{};
+    saved_cursor_ = cursor_;
   }
   if (!introduced_) {
     RefreshQueue(true);
@@ -179,7 +180,7 @@ bool PeerLink::Step() {
   std::optional<Position> ack = AckOf(r.body);
   if (r.status == 200 && ack) {
     cursor_ = *ack;
-    outbox_->SaveCursor(peer_.id, cursor_);
+    SaveCursor(false);
     backoff_ms_ = 0;
     status_.ClearNeedsResync(peer_.id);
     status_.UpdatePeer(peer_.id, [&](PeerState& p) {
@@ -207,11 +208,19 @@ bool PeerLink::Step() {
     spdlog::warn("peer {} holds {} of this node's stream; resending from there", peer_.id,
                  ack->ToString());
     cursor_ = *ack;
-    outbox_->SaveCursor(peer_.id, cursor_);
+    SaveCursor(true);
     return true;
   }
   Fail(r.status == 409 || r.status == 403 || r.status == 421 ? "refused" : "retrying", ErrorOf(r));
   return false;
+}
+
+void PeerLink::SaveCursor(bool now) {
+  const int64_t t = NowMicros();
+  if (cursor_ == saved_cursor_ || (!now && t - cursor_saved_at_ < 1000000)) return;
+  outbox_->SaveCursor(peer_.id, cursor_);
+  saved_cursor_ = cursor_;
+  cursor_saved_at_ = t;
 }
 
 void PeerLink::Run() {
@@ -242,7 +251,17 @@ void PeerLink::Run() {
       continue;
     }
     if (more) continue;
+    try {
+      if (outbox_) SaveCursor(false);  // idle: write what is pending, once a second
+    } catch (const db::Error& e) {
+      spdlog::debug("peer {}: saving the cursor: {}", peer_.id, e.what());
+    }
     Sleep(1000, true);
+  }
+  try {
+    if (outbox_) SaveCursor(true);
+  } catch (const db::Error& e) {
+    spdlog::debug("peer {}: saving the cursor: {}", peer_.id, e.what());
   }
   client_.Close();
   spdlog::debug("peer {}: stopped", peer_.id);

@@ -62,6 +62,12 @@ class PeerLink {
   std::unique_ptr<Outbox> outbox_;
   HttpClient client_;
   Position cursor_;
+  // The cursor as last written to zm_peer, and when: it is written at most
+  // once a second (and when the link stops). It only saves a question at
+  // the next start: the peer's answer to hello is what counts.
+  Position saved_cursor_;
+  int64_t cursor_saved_at_ = 0;
+  void SaveCursor(bool now);
   bool introduced_ = false;   // hello answered since the last failure
   int backoff_ms_ = 0;          // current back-off, doubling while failures repeat
   bool backoff_pending_ = false;  // the last step failed: wait backoff_ms_ first

@@ -13,6 +13,7 @@
 #include "replicator/outbox.h"
 #include "replicator/status.h"
 #include "replicator/table_sql.h"
+#include "replicator/zone_clock.h"
 #include "schema/key.h"
 #include "schema/sql_dialect.h"
 
@@ -129,11 +130,23 @@ void SnapshotService::Reap() {
 }
 
 // The cursor: {"table": index into the specs, "after": last id} while rows
-// are read table by table, then {"tombstones": true, "tbl", "kid"}.
+// are read table by table, then {"tombstones": true, "tbl", "kid"}, then
+// {"clocks": true, "after": zone} for the zones' serial clocks.
 json SnapshotService::Page(Session& s, const json& cursor) {
   db::Connection& c = *s.conn;
   const auto& specs = schema::PowerDnsTables();
   json rows = json::array();
+
+  if (cursor.is_object() && cursor.value("clocks", false)) {
+    // The zones' serial clocks, as this snapshot holds them.
+    ZoneClocks clocks(c);
+    json out = json::array();
+    auto page = clocks.LoadPage(cursor.value("after", std::string()), kPageRows);
+    for (const ZoneClock& z : page) out.push_back(z.ToJson());
+    json next = nullptr;
+    if (page.size() == static_cast<size_t>(kPageRows)) next = {{"clocks", true}, {"after", page.back().zone}};
+    return json{{"rows", json::array()}, {"clocks", out}, {"cursor", next}};
+  }
 
   if (cursor.is_null() || !cursor.value("tombstones", false)) {
     size_t t = cursor.is_null() ? 0 : cursor.value("table", size_t{0});
@@ -165,6 +178,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
       }
       for (size_t i = 0; i < spec.columns.size(); ++i)
         ch.row.values.push_back(TableSql::Normalize(r[i + 2], spec.columns[i].type));
+      if (schema::IsLocalRow(spec, ch.row)) continue;  // node-local (CATALOG-HASH)
       ch.key = schema::EncodeKey(spec, ch.row);
       changes.push_back(std::move(ch));
     }
@@ -173,7 +187,8 @@ json SnapshotService::Page(Session& s, const json& cursor) {
       db::Params p{spec.name};
       size_t n = std::min<size_t>(500, changes.size() - i);
       for (size_t k = 0; k < n; ++k) p.push_back(schema::KeyId(c.dialect(), changes[i + k].key));
-      for (db::Row& v : c.Query("SELECT kid, hlc, node, vv, epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = ? AND kid IN (" +
+      for (db::Row& v : c.Query("SELECT kid, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, "
+                                "gepoch_node FROM zm_rowver WHERE tbl = ? AND kid IN (" +
                                     Marks(n) + ")",
                                 p)) {
         versions[v[0].AsText()] = std::move(v);
@@ -192,6 +207,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
         ch.version = {v->second[1].AsInt(), v->second[2].AsText()};
         ch.vv = schema::VersionVector::FromJson(v->second[3].AsText());
         ch.epoch = {v->second[4].AsInt(), v->second[5].AsText()};
+        ch.group_epoch = {v->second[6].AsInt(), v->second[7].AsText()};
       } else if (ch.row.zone) {
         ch.epoch = zone_epochs[*ch.row.zone];
       }
@@ -208,6 +224,8 @@ json SnapshotService::Page(Session& s, const json& cursor) {
     return json{{"rows", rows}, {"cursor", next}};
   }
 
+
+
   // Tombstones: the deletes the joining node must know, with their versions.
   const std::string tbl = cursor.value("tbl", std::string());
   const std::string kid = cursor.value("kid", std::string());
@@ -216,7 +234,8 @@ json SnapshotService::Page(Session& s, const json& cursor) {
   if (d.PositionAfterRepeatsCsn()) p.push_back(tbl);
   p.push_back(kid);
   auto data = c.Query(
-      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node FROM zm_rowver WHERE deleted = 1 "
+      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node FROM "
+      "zm_rowver WHERE deleted = 1 "
       "AND hlc > 0 AND " +
           d.PositionAfter("tbl", "kid") + " ORDER BY tbl, kid LIMIT " + std::to_string(kPageRows),
       p);
@@ -236,9 +255,10 @@ json SnapshotService::Page(Session& s, const json& cursor) {
     ch.version = {r[3].AsInt(), r[4].AsText()};
     ch.vv = schema::VersionVector::FromJson(r[5].AsText());
     ch.epoch = {r[6].AsInt(), r[7].AsText()};
+    if (spec->is_grouped()) ch.group_epoch = {r[8].AsInt(), r[9].AsText()};
     rows.push_back(ChangeToJson(ch));
   }
-  json next = nullptr;
+  json next = json{{"clocks", true}, {"after", ""}};
   if (data.size() == static_cast<size_t>(kPageRows)) {
     next = {{"tombstones", true}, {"tbl", data.back()[0].AsText()}, {"kid", data.back()[1].AsText()}};
   }
@@ -291,7 +311,11 @@ JoinStats JoinFromPeer(const JoinOptions& o, db::Connection& apply_conn,
         (c.op == 'D' ? stats.tombstones : stats.rows)++;
         rows.push_back(std::move(c));
       }
-      if (!rows.empty()) applier.ApplySnapshotRows(rows);
+      std::vector<ZoneClock> clocks;
+      if (page.contains("clocks")) {
+        for (const json& j : page.at("clocks")) clocks.push_back(ZoneClock::FromJson(j));
+      }
+      if (!rows.empty() || !clocks.empty()) applier.ApplySnapshotRows(rows, clocks);
       stats.pages++;
       cursor = page.at("cursor");
       if (cursor.is_null()) break;

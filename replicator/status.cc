@@ -158,6 +158,13 @@ std::string StatusBoard::ToPrometheus() const {
   for (const auto& [id, o] : origins_) line("zonemesh_conflicts_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.conflicts));
   head("zonemesh_failed_changes_total", "counter", "Changes the database refused (recorded in the conflict log).");
   for (const auto& [id, o] : origins_) line("zonemesh_failed_changes_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.failed));
+  head("zonemesh_conflict_decisions_total", "counter",
+       "Conflicts recorded since the daemon started, by table and decision.");
+  for (const auto& [k, n] : conflicts_by_) {
+    line("zonemesh_conflict_decisions_total",
+         node + ",table=\"" + Label(k.first) + "\",decision=\"" + Label(k.second) + "\"",
+         static_cast<double>(n));
+  }
   head("zonemesh_conflict_log_rows", "gauge", "Rows in the conflict log.");
   line("zonemesh_conflict_log_rows", node, static_cast<double>(conflicts_total_));
   head("zonemesh_parked_changes", "gauge", "Changes waiting for their zone to arrive.");
@@ -219,6 +226,28 @@ void StatusBoard::RecordApply(const std::string& origin, const ApplyResult& r,
   o.failed += r.failed;
   o.last_applied_at = NowMicros();
   if (newest_change_hlc > o.last_change_hlc) o.last_change_hlc = newest_change_hlc;
+  for (const auto& [k, n] : r.conflicts_by) {
+    conflicts_by_[k] += n;
+    conflicts_unlogged_[k] += n;
+  }
+}
+
+void StatusBoard::RecordConflicts(const std::map<std::pair<std::string, std::string>, int64_t>& by) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [k, n] : by) {
+    conflicts_by_[k] += n;
+    conflicts_unlogged_[k] += n;
+  }
+}
+
+std::string StatusBoard::TakeConflictSummary() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const auto& [k, n] : conflicts_unlogged_) {
+    out += (out.empty() ? "" : ", ") + k.first + " " + k.second + " " + std::to_string(n);
+  }
+  conflicts_unlogged_.clear();
+  return out;
 }
 
 void StatusBoard::RecordRejected(const std::string& origin, const std::string& reason) {
@@ -300,6 +329,10 @@ json StatusBoard::ToJson() const {
                        {"last_change_age_seconds",
                         o.last_change_hlc > 0 ? json(Seconds(now - o.last_change_hlc)) : json(nullptr)}});
   }
+  json conflicts_by = json::array();
+  for (const auto& [k, n] : conflicts_by_) {
+    conflicts_by.push_back(json{{"table", k.first}, {"decision", k.second}, {"count", n}});
+  }
   return json{{"node_id", node_id_},
               {"version", ZONEMESH_VERSION},
               {"started_at", FormatTime(started_at_)},
@@ -313,6 +346,7 @@ json StatusBoard::ToJson() const {
               {"peers", std::move(peers)},
               {"origins", std::move(origins)},
               {"conflicts_total", conflicts_total_},
+              {"conflicts_by", std::move(conflicts_by)},
               {"parked_changes", parked_total_},
               {"rejected_requests", rejected_requests_},
               {"powerdns", powerdns_},

@@ -67,6 +67,11 @@ class StatusBoard {
   PeerState Peer(const std::string& id) const;
 
   void RecordApply(const std::string& origin, const ApplyResult& result, int64_t newest_change_hlc);
+  // Conflicts recorded outside a batch (parked changes applied later).
+  void RecordConflicts(const std::map<std::pair<std::string, std::string>, int64_t>& by);
+  // The conflicts recorded since the last call, as one line for the log
+  // ("records take-remote 12, records keep-local 3"); "" when none.
+  std::string TakeConflictSummary();
   void RecordRejected(const std::string& origin, const std::string& reason);
 
   void SetOutbox(const Position& last, int64_t unstamped);
@@ -113,6 +118,10 @@ class StatusBoard {
   Position outbox_last_;
   int64_t outbox_unstamped_ = 0;
   int64_t conflicts_total_ = 0;
+  // Conflicts recorded by (table, decision): since start, and since the
+  // last summary.
+  std::map<std::pair<std::string, std::string>, int64_t> conflicts_by_;
+  std::map<std::pair<std::string, std::string>, int64_t> conflicts_unlogged_;
   int64_t parked_total_ = 0;
   int64_t rejected_requests_ = 0;
   nlohmann::json powerdns_;

@@ -28,34 +28,70 @@ std::string TableSql::KeyMatch(const schema::RowImage& row, std::optional<int64_
   bool singleton = schema::SingletonApplies(spec_, row);
   for (const std::string& k : spec_.key) {
     if (k == schema::kZoneField) continue;
-    if (singleton && k == spec_.singleton->column) continue;
-    const schema::Column* col = spec_.FindColumn(k);
-    const db::Value& v = row.values[spec_.ColumnIndex(k)];
-    if (v.IsNull()) {
-      add(k + " IS NULL");
-      continue;
-    }
-    if (d_.dialect() == db::Dialect::kMysql && col->type == ColumnType::kText) {
-      // Plain equality can use the index; the binary comparison makes it
-      // exact (MySQL's default collations ignore case and trailing spaces).
-      add("(" + k + " = ? AND " + d_.ExactEq(k, "?") + ")");
-      params->push_back(v);
-      params->push_back(v);
-      continue;
-    }
-    add(k + " = ?");
-    params->push_back(v);
+    if (singleton && spec_.singleton->Drops(k)) continue;
+    add(ColumnEquals(k, row.values[spec_.ColumnIndex(k)], params));
   }
   return where;
 }
 
-Statement TableSql::Select(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
-  Statement st;
+std::string TableSql::ColumnEquals(const std::string& k, const db::Value& v,
+                                   db::Params* params) const {
+  if (v.IsNull()) return k + " IS NULL";
+  if (d_.dialect() == db::Dialect::kMysql && spec_.FindColumn(k)->type == ColumnType::kText) {
+    // Plain equality can use the index; the binary comparison makes it
+    // exact (MySQL's default collations ignore case and trailing spaces).
+    params->push_back(v);
+    params->push_back(v);
+    return "(" + k + " = ? AND " + d_.ExactEq(k, "?") + ")";
+  }
+  params->push_back(v);
+  return k + " = ?";
+}
+
+std::string TableSql::GroupMatch(const schema::RowImage& row, int64_t zone_id,
+                                 db::Params* params) const {
+  std::string where = spec_.parent_column + " = ?";
+  params->push_back(zone_id);
+  for (const std::string& g : spec_.group) {
+    where += " AND " + ColumnEquals(g, row.values[spec_.ColumnIndex(g)], params);
+  }
+  return where;
+}
+
+std::string TableSql::ColumnList() const {
   std::string cols;
   for (size_t i = 0; i < spec_.columns.size(); ++i)
     cols += (i ? ", " : "") + ColumnRead(spec_.columns[i].name, spec_.columns[i].type);
+  return cols;
+}
+
+Statement TableSql::SelectCopies(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
   std::string where = KeyMatch(row, zone_id, &st.params);
-  st.sql = "SELECT " + cols + " FROM " + spec_.name + " WHERE " + where;
+  st.sql = "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
+           where + " ORDER BY " + spec_.id_column;
+  return st;
+}
+
+Statement TableSql::SelectGroup(const schema::RowImage& row, int64_t zone_id) const {
+  Statement st;
+  std::string where = GroupMatch(row, zone_id, &st.params);
+  st.sql = "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
+           where + " ORDER BY " + spec_.id_column;
+  return st;
+}
+
+Statement TableSql::DeleteGroup(const schema::RowImage& row, int64_t zone_id) const {
+  Statement st;
+  std::string where = GroupMatch(row, zone_id, &st.params);
+  st.sql = "DELETE FROM " + spec_.name + " WHERE " + where;
+  return st;
+}
+
+Statement TableSql::Select(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
+  Statement st;
+  std::string where = KeyMatch(row, zone_id, &st.params);
+  st.sql = "SELECT " + ColumnList() + " FROM " + spec_.name + " WHERE " + where;
   if (!spec_.id_column.empty()) st.sql += " ORDER BY " + spec_.id_column;
   st.sql += " LIMIT 1";
   return st;

@@ -31,6 +31,15 @@ class TableSql {
   Statement Insert(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
   Statement Delete(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
 
+  // The physical rows of the logical row: SELECT id, col1, ... (the
+  // surrogate id first). REQUIRES: the table has an id column.
+  Statement SelectCopies(const schema::RowImage& row, std::optional<int64_t> zone_id) const;
+
+  // Every row of the row's group (spec.group): SELECT id, col1, ..., and
+  // DELETE. REQUIRES: spec.is_grouped(), the table has an id column.
+  Statement SelectGroup(const schema::RowImage& row, int64_t zone_id) const;
+  Statement DeleteGroup(const schema::RowImage& row, int64_t zone_id) const;
+
   // Every row of the table with its zone name, shipped columns in spec
   // order: SELECT zone, col1, col2, ... (zone is NULL for non-children).
   std::string SelectAll() const;
@@ -47,6 +56,10 @@ class TableSql {
   // WHERE clause matching the logical row; appends its parameters.
   std::string KeyMatch(const schema::RowImage& row, std::optional<int64_t> zone_id,
                        db::Params* params) const;
+  std::string GroupMatch(const schema::RowImage& row, int64_t zone_id, db::Params* params) const;
+  // "col = ?" exact on every database, NULL-aware; appends the parameter(s).
+  std::string ColumnEquals(const std::string& col, const db::Value& v, db::Params* params) const;
+  std::string ColumnList() const;
   std::string ColumnRead(const std::string& col, schema::ColumnType type) const;
 
   schema::SqlDialect d_;

@@ -1,5 +1,7 @@
 #include "replicator/wire.h"
 
+#include "schema/serial.h"
+
 
 namespace zonemesh {
 
@@ -136,15 +138,19 @@ json ChangeToJson(const Change& c) {
   for (const db::Value& v : c.row.values) values.push_back(ValueToJson(v));
   json vv = json::object();
   for (const auto& [node, hlc] : c.vv.entries()) vv[node] = hlc;
-  return json{{"p", json::array({c.pos.csn, c.pos.id})},
-              {"t", c.spec->name},
-              {"o", std::string(1, c.op)},
-              {"k", c.key},
-              {"z", c.row.zone ? json(*c.row.zone) : json(nullptr)},
-              {"v", std::move(values)},
-              {"h", VersionToJson(c.version)},
-              {"vv", std::move(vv)},
-              {"e", VersionToJson(c.epoch)}};
+  json j{{"p", json::array({c.pos.csn, c.pos.id})},
+         {"t", c.spec->name},
+         {"o", std::string(1, c.op)},
+         {"k", c.key},
+         {"z", c.row.zone ? json(*c.row.zone) : json(nullptr)},
+         {"v", std::move(values)},
+         {"h", VersionToJson(c.version)},
+         {"vv", std::move(vv)},
+         {"e", VersionToJson(c.epoch)},
+         {"g", VersionToJson(c.group_epoch)},
+         {"s", c.session}};
+  if (c.serial) j["sc"] = json::array({c.serial->base, c.serial->count});
+  return j;
 }
 
 Change ChangeFromJson(const json& j, bool snapshot_row) {
@@ -195,7 +201,19 @@ Change ChangeFromJson(const json& j, bool snapshot_row) {
   c.epoch = VersionFrom(Field(j, "e"), "e");
   if (c.spec->is_zone_table && c.op == 'D' && c.epoch != c.version)
     Bad("a zone delete must start the incarnation named by its own version");
+  c.group_epoch = VersionFrom(Field(j, "g"), "g");
+  if (!c.spec->is_grouped() && !c.group_epoch.IsZero())
+    Bad("table " + table + " has no row groups, \"g\" must be [0, \"\"]");
+  c.session = IntField(j, "s", 0);
+  if (auto sc = j.find("sc"); sc != j.end() && !sc->is_null()) {
+    if (!sc->is_array() || sc->size() != 2 || !IsInt64((*sc)[0]) || !IsInt64((*sc)[1]))
+      Bad("field \"sc\" must be [base, count]");
+    c.serial = SerialClock{(*sc)[0].get<int64_t>(), (*sc)[1].get<int64_t>()};
+    if (c.serial->count < 1 || c.op != 'U' || !IsSoaRow(*c.spec, c.row))
+      Bad("field \"sc\" belongs to SOA upserts, with a count of at least 1");
+  }
 
+  if (schema::IsLocalRow(*c.spec, c.row)) Bad("table " + table + " row is node-local and never travels");
   c.key = StringField(j, "k");
   std::string expected = schema::EncodeKey(*c.spec, c.row);
   if (c.key != expected) Bad("key \"" + c.key + "\" does not match the row (expected \"" + expected + "\")");

@@ -6,6 +6,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -18,7 +19,7 @@
 
 namespace zonemesh {
 
-inline constexpr int kProtocolVersion = 1;
+inline constexpr int kProtocolVersion = 2;
 
 // A place in one origin's change stream: commit round (csn) and outbox id.
 // Rounds are stamped in commit order, so positions only grow.
@@ -31,6 +32,15 @@ struct Position {
   std::string ToString() const { return std::to_string(csn) + ":" + std::to_string(id); }
 };
 
+// A zone's serial clock as one origin asserted it with an SOA write:
+// base (a maximum over every origin) and this origin's count of SOA writes
+// to the zone. docs/replication-model.md, "Serials".
+struct SerialClock {
+  int64_t base = 0;
+  int64_t count = 0;
+  bool operator==(const SerialClock&) const = default;
+};
+
 // One captured row change.
 struct Change {
   Position pos;
@@ -41,6 +51,14 @@ struct Change {
   schema::Version version;     // (hlc, origin node) of this change
   schema::VersionVector vv;    // what the writer had seen, this change included
   schema::Version epoch;       // the zone incarnation it belongs to
+  // The incarnation of the row's group (RRset, metadata kind) it belongs
+  // to; zero for tables without groups and for groups never replaced.
+  schema::Version group_epoch;
+  // The origin's database session that wrote it (0 on SQLite, whose
+  // writers never overlap): changes of one session are in commit order.
+  int64_t session = 0;
+  // For an SOA upsert: the zone's serial clock at the origin after it.
+  std::optional<SerialClock> serial;
 };
 
 // A push from one node to another: changes strictly after `after`, in

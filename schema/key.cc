@@ -135,7 +135,7 @@ std::vector<std::optional<std::string>> KeyComponents(const TableSpec& spec,
   for (const std::string& k : spec.key) {
     if (k == kZoneField) {
       out.push_back(row.zone);
-    } else if (singleton && k == spec.singleton->column) {
+    } else if (singleton && spec.singleton->Drops(k)) {
       out.push_back(std::nullopt);
     } else {
       out.push_back(ComponentOf(row.values[spec.ColumnIndex(k)]));
@@ -156,6 +156,24 @@ std::string EncodeKey(const TableSpec& spec, const RowImage& row) {
 }
 
 std::string ZoneKey(const std::string& zone_name) { return EncodeKeyComponent(zone_name); }
+
+std::string GroupKey(const TableSpec& spec, const RowImage& row) {
+  if (!spec.is_grouped()) throw std::logic_error("table " + spec.name + " has no row groups");
+  std::string out = EncodeKeyComponent(row.zone);
+  for (const std::string& g : spec.group) {
+    out += '|';
+    out += EncodeKeyComponent(ComponentOf(row.values.at(spec.ColumnIndex(g))));
+  }
+  return out;
+}
+
+bool IsLocalRow(const TableSpec& spec, const RowImage& row) {
+  if (!spec.local_rows) return false;
+  const db::Value& v = row.values.at(spec.ColumnIndex(spec.local_rows->column));
+  if (v.IsNull()) return false;
+  const auto& vals = spec.local_rows->values;
+  return std::find(vals.begin(), vals.end(), Upper(v.AsText())) != vals.end();
+}
 
 std::string Sha256Hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];

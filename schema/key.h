@@ -44,17 +44,24 @@ std::vector<std::optional<std::string>> DecodeKeyComponents(const std::string& k
 // parsed. Throws std::invalid_argument when the key does not fit the spec.
 RowImage RowImageFromKey(const TableSpec& spec, const std::string& key);
 
-// True when the spec's singleton rule drops its column from this row's key.
+// True when the spec's singleton rule drops its columns from this row's key.
 bool SingletonApplies(const TableSpec& spec, const RowImage& row);
 
 // The key components in spec.key order (NULL for absent values and for the
-// singleton-dropped column).
+// singleton-dropped columns).
 std::vector<std::optional<std::string>> KeyComponents(const TableSpec& spec, const RowImage& row);
 
 std::string EncodeKey(const TableSpec& spec, const RowImage& row);
 
 // The key of a zone's domains row.
 std::string ZoneKey(const std::string& zone_name);
+
+// The key of the row's group (spec.group): zone, then the group columns,
+// encoded like a row key. REQUIRES: spec.is_grouped().
+std::string GroupKey(const TableSpec& spec, const RowImage& row);
+
+// True for a row the spec's local_rows rule keeps on its node.
+bool IsLocalRow(const TableSpec& spec, const RowImage& row);
 
 // The indexed identity of a key in zm_rowver: the key itself on SQLite (no
 // length limit), its SHA-256 in hex on PostgreSQL and MySQL, whose index

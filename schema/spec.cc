@@ -33,6 +33,10 @@ const Column* TableSpec::FindColumn(std::string_view column) const {
   return nullptr;
 }
 
+bool SingletonRule::Drops(std::string_view column) const {
+  return std::find(columns.begin(), columns.end(), column) != columns.end();
+}
+
 bool TableSpec::IsKeyColumn(std::string_view column) const {
   return std::find(key.begin(), key.end(), column) != key.end();
 }
@@ -58,17 +62,22 @@ std::vector<TableSpec> BuildPowerDnsTables() {
                   {"catalog", T::kText}},
       .local_columns = {"notified_serial", "last_check"},
       .singleton = std::nullopt,
+      .group = {},
+      .local_rows = std::nullopt,
   });
 
-  // One logical row per (zone, name, type, content); SOA, CNAME and DNAME are
+  // One logical row per (zone, name, type, content, prio): two SRV or MX
+  // records that differ only in the separate prio column (as zone2sql and
+  // plain SQL write them) are two records. SOA, CNAME and DNAME are
   // single-valued, so two nodes editing a SOA never leave two SOA rows.
-  // ordername and auth (rectify's output) travel like any value.
+  // ordername and auth (rectify's output) travel like any value. An RRset
+  // (name, type) is replaced as a whole.
   specs.push_back(TableSpec{
       .name = "records",
       .id_column = "id",
       .parent_column = "domain_id",
       .is_zone_table = false,
-      .key = {std::string(kZoneField), "name", "type", "content"},
+      .key = {std::string(kZoneField), "name", "type", "content", "prio"},
       .columns = {{"name", T::kText},
                   {"type", T::kText},
                   {"content", T::kText},
@@ -78,11 +87,15 @@ std::vector<TableSpec> BuildPowerDnsTables() {
                   {"ordername", T::kText},
                   {"auth", T::kBool}},
       .local_columns = {},
-      .singleton = SingletonRule{"content", "type", {"SOA", "CNAME", "DNAME"}},
+      .singleton = SingletonRule{{"content", "prio"}, "type", {"SOA", "CNAME", "DNAME"}},
+      .group = {"name", "type"},
+      .local_rows = std::nullopt,
   });
 
   // Metadata kinds that hold one value per zone; other kinds (ALSO-NOTIFY,
-  // ALLOW-AXFR-FROM, TSIG-ALLOW-AXFR, X-...) are sets keyed by content.
+  // ALLOW-AXFR-FROM, TSIG-ALLOW-AXFR, X-...) are sets keyed by content,
+  // replaced as a whole by PowerDNS's setDomainMetadata. CATALOG-HASH is
+  // PowerDNS's hash over the member zones' local ids: node-local.
   specs.push_back(TableSpec{
       .name = "domainmetadata",
       .id_column = "id",
@@ -92,13 +105,15 @@ std::vector<TableSpec> BuildPowerDnsTables() {
       .columns = {{"kind", T::kText}, {"content", T::kText}},
       .local_columns = {},
       .singleton =
-          SingletonRule{"content",
+          SingletonRule{{"content"},
                         "kind",
                         {"API-RECTIFY", "AXFR-MASTER-TSIG", "AXFR-SOURCE", "ENABLE-LUA-RECORDS",
                          "FORWARD-DNSUPDATE", "GSS-ACCEPTOR-PRINCIPAL", "IXFR",
                          "LUA-AXFR-SCRIPT", "NOTIFY-DNSUPDATE", "NSEC3NARROW", "NSEC3PARAM",
                          "PRESIGNED", "PUBLISH-CDNSKEY", "PUBLISH-CDS", "SIGNALING-ZONE",
                          "SLAVE-RENOTIFY", "SOA-EDIT", "SOA-EDIT-API", "SOA-EDIT-DNSUPDATE"}},
+      .group = {"kind"},
+      .local_rows = LocalRowRule{"kind", {"CATALOG-HASH"}},
   });
 
   specs.push_back(TableSpec{
@@ -113,9 +128,12 @@ std::vector<TableSpec> BuildPowerDnsTables() {
                   {"published", T::kBool}},
       .local_columns = {},
       .singleton = std::nullopt,
+      .group = {},
+      .local_rows = std::nullopt,
   });
 
-  // Comments have no natural identity short of all their columns.
+  // Comments have no natural identity short of all their columns; the
+  // comments of an RRset are replaced as a whole (the HTTP API does).
   specs.push_back(TableSpec{
       .name = "comments",
       .id_column = "id",
@@ -129,6 +147,8 @@ std::vector<TableSpec> BuildPowerDnsTables() {
                   {"comment", T::kText}},
       .local_columns = {},
       .singleton = std::nullopt,
+      .group = {"name", "type"},
+      .local_rows = std::nullopt,
   });
 
   specs.push_back(TableSpec{
@@ -140,6 +160,8 @@ std::vector<TableSpec> BuildPowerDnsTables() {
       .columns = {{"name", T::kText}, {"algorithm", T::kText}, {"secret", T::kText}},
       .local_columns = {},
       .singleton = std::nullopt,
+      .group = {},
+      .local_rows = std::nullopt,
   });
 
   specs.push_back(TableSpec{
@@ -151,6 +173,8 @@ std::vector<TableSpec> BuildPowerDnsTables() {
       .columns = {{"ip", T::kInet}, {"nameserver", T::kText}, {"account", T::kText}},
       .local_columns = {},
       .singleton = std::nullopt,
+      .group = {},
+      .local_rows = std::nullopt,
   });
   return specs;
 }
@@ -180,8 +204,18 @@ std::string DescribeSpecs(const std::vector<TableSpec>& specs) {
     out += " local=";
     for (const std::string& c : s.local_columns) out += c + ",";
     if (s.singleton) {
-      out += " singleton=" + s.singleton->column + " when " + s.singleton->when_column + " in ";
+      out += " singleton=";
+      for (const std::string& c : s.singleton->columns) out += c + ",";
+      out += " when " + s.singleton->when_column + " in ";
       for (const std::string& v : s.singleton->values) out += v + ",";
+    }
+    if (s.is_grouped()) {
+      out += " group=";
+      for (const std::string& c : s.group) out += c + ",";
+    }
+    if (s.local_rows) {
+      out += " local_rows=" + s.local_rows->column + " in ";
+      for (const std::string& v : s.local_rows->values) out += v + ",";
     }
     out += "\n";
   }

@@ -26,14 +26,26 @@ struct Column {
   ColumnType type = ColumnType::kText;
 };
 
-// A key column that drops out of the key for some values of another column,
+// Key columns that drop out of the key for some values of another column,
 // so that a single-valued RRset or metadata kind is one logical row whatever
-// its content: records.content when type is SOA, CNAME or DNAME. The dropped
-// column's key component is then NULL and the column travels as a value.
+// its content: records.content and records.prio when type is SOA, CNAME or
+// DNAME. The dropped columns' key components are then NULL and the columns
+// travel as values.
 struct SingletonRule {
-  std::string column;                // the column dropped from the key
+  std::vector<std::string> columns;  // the columns dropped from the key
   std::string when_column;           // the column whose value decides
   std::vector<std::string> values;   // upper-case values of when_column
+
+  bool Drops(std::string_view column) const;
+};
+
+// Rows that PowerDNS derives on each node from node-local data, and that
+// must therefore never travel: the rows whose `column` holds one of
+// `values` (upper-case) are not captured, not applied and not dumped.
+// domainmetadata CATALOG-HASH is a hash over the member zones' local ids.
+struct LocalRowRule {
+  std::string column;
+  std::vector<std::string> values;
 };
 
 // The name under which a child row's parent zone travels, instead of the
@@ -59,8 +71,16 @@ struct TableSpec {
   // that touch only them produce no change event.
   std::vector<std::string> local_columns;
   std::optional<SingletonRule> singleton;
+  // The key columns (besides the zone) that name the set of rows PowerDNS
+  // replaces as a whole: an RRset (name, type), a metadata kind (kind), the
+  // comments of an RRset (name, type). Empty when rows stand alone. A set
+  // emptied and filled again in one commit round starts a new incarnation
+  // of the set (docs/replication-model.md, "Replacing a set").
+  std::vector<std::string> group;
+  std::optional<LocalRowRule> local_rows;
 
   bool is_child() const { return !parent_column.empty(); }
+  bool is_grouped() const { return !group.empty(); }
   // REQUIRES: name is a shipped column. Returns its index in `columns`.
   size_t ColumnIndex(std::string_view column) const;
   // nullptr when not a shipped column.

@@ -156,6 +156,36 @@ std::string SqlDialect::Upsert(const std::string& table, const std::vector<std::
   return sql;
 }
 
+namespace {
+
+// " ON CONFLICT (k) DO UPDATE SET " / " ON DUPLICATE KEY UPDATE ".
+std::string OnConflictSet(Dialect d, const std::vector<std::string>& key_cols) {
+  if (d == Dialect::kMysql) return " ON DUPLICATE KEY UPDATE ";
+  std::string sql = " ON CONFLICT (";
+  for (size_t i = 0; i < key_cols.size(); ++i) sql += (i ? ", " : "") + key_cols[i];
+  return sql + ") DO UPDATE SET ";
+}
+
+}  // namespace
+
+std::string SqlDialect::UpsertMax(const std::string& table, const std::vector<std::string>& cols,
+                                  const std::vector<std::string>& key_cols,
+                                  const std::string& col) const {
+  const std::string stored = d_ == Dialect::kMysql ? col : table + "." + col;
+  const std::string inserted = d_ == Dialect::kMysql ? "VALUES(" + col + ")" : "excluded." + col;
+  return InsertValues(table, cols, 1) + OnConflictSet(d_, key_cols) + col + " = " +
+         Greatest(stored, inserted);
+}
+
+std::string SqlDialect::UpsertAdd(const std::string& table, const std::vector<std::string>& cols,
+                                  const std::vector<std::string>& key_cols,
+                                  const std::string& col) const {
+  const std::string stored = d_ == Dialect::kMysql ? col : table + "." + col;
+  const std::string inserted = d_ == Dialect::kMysql ? "VALUES(" + col + ")" : "excluded." + col;
+  return InsertValues(table, cols, 1) + OnConflictSet(d_, key_cols) + col + " = " + stored + " + " +
+         inserted;
+}
+
 std::string SqlDialect::InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
                                      const std::vector<std::string>& key_cols, int rows) const {
   std::string sql = InsertValues(table, cols, rows);
@@ -163,6 +193,27 @@ std::string SqlDialect::InsertIgnore(const std::string& table, const std::vector
   sql += " ON CONFLICT (";
   for (size_t i = 0; i < key_cols.size(); ++i) sql += (i ? ", " : "") + key_cols[i];
   return sql + ") DO NOTHING";
+}
+
+std::string SqlDialect::InsertIgnoreSelect(const std::string& table,
+                                           const std::vector<std::string>& cols,
+                                           const std::vector<std::string>& key_cols,
+                                           const std::string& select_sql) const {
+  std::string list;
+  for (size_t i = 0; i < cols.size(); ++i) list += (i ? ", " : "") + cols[i];
+  switch (d_) {
+    case Dialect::kSqlite:
+      return "INSERT OR IGNORE INTO " + table + " (" + list + ") " + select_sql;
+    case Dialect::kMysql:
+      return "INSERT IGNORE INTO " + table + " (" + list + ") " + select_sql;
+    case Dialect::kPostgres: {
+      std::string keys;
+      for (size_t i = 0; i < key_cols.size(); ++i) keys += (i ? ", " : "") + key_cols[i];
+      return "INSERT INTO " + table + " (" + list + ") " + select_sql + " ON CONFLICT (" + keys +
+             ") DO NOTHING";
+    }
+  }
+  return "";
 }
 
 std::string SqlDialect::PositionAfter(const std::string& csn_col, const std::string& id_col) const {
@@ -174,6 +225,76 @@ std::string SqlDialect::PositionAfter(const std::string& csn_col, const std::str
 
 std::string SqlDialect::ForUpdate() const {
   return d_ == db::Dialect::kSqlite ? "" : " FOR UPDATE";
+}
+
+namespace {
+
+// SQLite: the pieces of SOA content around its serial field, by position.
+struct SqliteSoaParts {
+  std::string p1, rest1, p2, rest2, p3, serial, suffix;
+  explicit SqliteSoaParts(const std::string& c) {
+    p1 = "instr(" + c + ", ' ')";
+    rest1 = "substr(" + c + ", " + p1 + " + 1)";
+    p2 = "instr(" + rest1 + ", ' ')";
+    rest2 = "substr(" + rest1 + ", " + p2 + " + 1)";
+    p3 = "instr(" + rest2 + ", ' ')";
+    serial = "(CASE WHEN " + p3 + " > 0 THEN substr(" + rest2 + ", 1, " + p3 + " - 1) ELSE " +
+             rest2 + " END)";
+    suffix = "(CASE WHEN " + p3 + " > 0 THEN substr(" + rest2 + ", " + p3 + ") ELSE '' END)";
+  }
+};
+
+}  // namespace
+
+std::string SqlDialect::SoaSerial(const std::string& c) const {
+  switch (d_) {
+    case Dialect::kSqlite: {
+      SqliteSoaParts p(c);
+      return "(CASE WHEN " + p.p1 + " > 0 AND " + p.p2 + " > 0 AND length(" + p.serial +
+             ") BETWEEN 1 AND 10 AND " + p.serial + " NOT GLOB '*[^0-9]*' AND CAST(" + p.serial +
+             " AS INTEGER) < 4294967296 THEN CAST(" + p.serial + " AS INTEGER) END)";
+    }
+    case Dialect::kPostgres: {
+      const std::string f = "split_part(" + c + ", ' ', 3)";
+      return "(CASE WHEN " + f + " ~ '^[0-9]{1,10}$' THEN CASE WHEN " + f +
+             "::bigint < 4294967296 THEN " + f + "::bigint END END)";
+    }
+    case Dialect::kMysql: {
+      const std::string f = "SUBSTRING_INDEX(SUBSTRING_INDEX(" + c + ", ' ', 3), ' ', -1)";
+      return "(CASE WHEN LENGTH(" + c + ") - LENGTH(REPLACE(" + c + ", ' ', '')) >= 2 AND " + f +
+             " REGEXP '^[0-9]{1,10}$' AND CAST(" + f + " AS UNSIGNED) < 4294967296 THEN CAST(" + f +
+             " AS SIGNED) END)";
+    }
+  }
+  return "NULL";
+}
+
+std::string SqlDialect::WithSoaSerial(const std::string& c, const std::string& serial) const {
+  switch (d_) {
+    case Dialect::kSqlite: {
+      SqliteSoaParts p(c);
+      return "(substr(" + c + ", 1, " + p.p1 + " + " + p.p2 + ") || CAST(" + serial +
+             " AS TEXT) || " + p.suffix + ")";
+    }
+    case Dialect::kPostgres:
+      return "regexp_replace(" + c + ", '^([^ ]* [^ ]* )[0-9]+', '\\1' || (" + serial + ")::text)";
+    case Dialect::kMysql:
+      return "CONCAT(SUBSTRING_INDEX(" + c + ", ' ', 2), ' ', CAST(" + serial +
+             " AS CHAR), SUBSTRING(" + c + ", LENGTH(SUBSTRING_INDEX(" + c + ", ' ', 3)) + 1))";
+  }
+  return c;
+}
+
+std::string SqlDialect::SessionId() const {
+  switch (d_) {
+    case Dialect::kSqlite:
+      return "0";
+    case Dialect::kPostgres:
+      return "pg_backend_pid()";
+    case Dialect::kMysql:
+      return "CONNECTION_ID()";
+  }
+  return "0";
 }
 
 std::string SqlDialect::Text() const {

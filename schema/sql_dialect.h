@@ -65,9 +65,23 @@ class SqlDialect {
                      const std::vector<std::string>& key_cols,
                      const std::vector<std::string>& update_cols, int rows = 1) const;
 
+  // INSERT of one row that, when a row with the same `key_cols` exists,
+  // sets `col` to the greater of the stored and the inserted value
+  // (UpsertMax) or to their sum (UpsertAdd).
+  std::string UpsertMax(const std::string& table, const std::vector<std::string>& cols,
+                        const std::vector<std::string>& key_cols, const std::string& col) const;
+  std::string UpsertAdd(const std::string& table, const std::vector<std::string>& cols,
+                        const std::vector<std::string>& key_cols, const std::string& col) const;
+
   // INSERT of `rows` rows, each doing nothing when a row with its key exists.
   std::string InsertIgnore(const std::string& table, const std::vector<std::string>& cols,
                            const std::vector<std::string>& key_cols, int rows = 1) const;
+
+  // INSERT INTO table (cols) <select_sql>, skipping rows whose `key_cols`
+  // exist (or repeat within the select).
+  std::string InsertIgnoreSelect(const std::string& table, const std::vector<std::string>& cols,
+                                 const std::vector<std::string>& key_cols,
+                                 const std::string& select_sql) const;
 
   // "(csn, id) > (?, ?)" in a form each database can run on an index;
   // takes the parameters (csn, csn, id) on MySQL, (csn, id) elsewhere.
@@ -77,6 +91,18 @@ class SqlDialect {
   // " FOR UPDATE" where row locks exist; SQLite's write transaction already
   // excludes every other writer.
   std::string ForUpdate() const;
+
+  // The serial field of SOA content (schema/serial.h) as a BIGINT, NULL when
+  // it is missing or not a number below 2^32.
+  std::string SoaSerial(const std::string& content_expr) const;
+
+  // The content with its serial field replaced by `serial_expr` (a BIGINT
+  // below 2^32). REQUIRES: SoaSerial(content_expr) is not NULL.
+  std::string WithSoaSerial(const std::string& content_expr, const std::string& serial_expr) const;
+
+  // An integer naming the current database session (0 on SQLite, whose
+  // writers never overlap).
+  std::string SessionId() const;
 
   // Column types for zonemesh's own tables.
   std::string BigInt() const { return "BIGINT"; }

@@ -6,7 +6,15 @@
 //                daemon after the writer committed, see replicator/outbox.h
 //   zm_rowver    per logical row: version (hlc, node) of its current state,
 //                version vector, clock (highest hlc seen), tombstone flag,
-//                zone and incarnation epoch
+//                zone and incarnation epoch, group incarnation, and the
+//                concurrent states (siblings) a strategy decided between
+//   zm_group     per set of rows PowerDNS replaces as a whole (an RRset, a
+//                metadata kind): its incarnation, and the emptying delete
+//                that may start the next one
+//   zm_zone      per zone: the incarnation its serial clock belongs to and
+//                the clock's base (docs/replication-model.md, "Serials")
+//   zm_serial    per zone and origin: the clock's explicit (SOA writes) and
+//                implicit (commit rounds without one) counts
 //   zm_peer      per peer: the last position it acknowledged (send cursor)
 //   zm_applied   per origin: the last position applied here (and staged,
 //                for a commit round larger than one batch)
@@ -24,13 +32,18 @@
 
 namespace zonemesh::schema {
 
-inline constexpr int kZonemeshSchemaVersion = 1;
+inline constexpr int kZonemeshSchemaVersion = 2;
 
 // Table names in creation order.
 const std::vector<std::string>& ZonemeshTableNames();
 
 // CREATE TABLE/INDEX IF NOT EXISTS statements for the dialect.
 std::vector<std::string> ZonemeshTableDdl(db::Dialect dialect);
+
+// ALTER TABLE statements that bring the tables of schema version 1 to the
+// columns of version 2 (the tables version 2 added are created by
+// ZonemeshTableDdl).
+std::vector<std::string> UpgradeFromV1Ddl(db::Dialect dialect);
 
 // DROP TABLE IF EXISTS statements, reverse order.
 std::vector<std::string> DropZonemeshTableDdl(db::Dialect dialect);

@@ -139,6 +139,20 @@ class MysqlConnection final : public Connection {
     ExecuteDdl(std::string("SET ") + kMysqlApplyingVariable + (on ? " = 1" : " = NULL"));
   }
 
+  void SetLockWaitLimit(std::chrono::milliseconds limit) override {
+    // In whole seconds, rounded down: InnoDB looks for deadlocks as soon as
+    // a lock wait starts and may roll back the other transaction, so under
+    // a second the session must not wait at all. MariaDB takes 0 (fail at
+    // once); MySQL's least is 1.
+    const int64_t seconds = limit.count() / 1000;
+    try {
+      ExecuteDdl("SET SESSION innodb_lock_wait_timeout = " + std::to_string(seconds));
+    } catch (const Error& e) {
+      if (e.connection_lost() || seconds > 0) throw;
+      ExecuteDdl("SET SESSION innodb_lock_wait_timeout = 1");
+    }
+  }
+
   void ListenForChanges() override {}
 
   // MySQL cannot push changes: wait one poll interval and let the caller

@@ -341,6 +341,11 @@ class PostgresConnection final : public Connection {
     ExecuteDdl(on ? "SET plan_cache_mode = force_custom_plan" : "RESET plan_cache_mode");
   }
 
+  void SetLockWaitLimit(std::chrono::milliseconds limit) override {
+    // lock_timeout 0 would mean "no limit": a millisecond is the least.
+    ExecuteDdl("SET lock_timeout = '" + std::to_string(std::max<int64_t>(1, limit.count())) + "ms'");
+  }
+
   void ListenForChanges() override {
     ExecuteDdl(std::string("LISTEN ") + kPostgresNotifyChannel);
   }

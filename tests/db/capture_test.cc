@@ -149,11 +149,11 @@ TEST_P(CaptureTest, CapturesEveryTableAndOperation) {
   for (const auto& r : Outbox()) got.push_back(r.table + " " + r.op + " " + r.key);
   std::vector<std::string> want = {
       "domains U example.com",
-      "records U example.com|example.com|SOA|%N",
-      "records U example.com|example.com|NS|ns1.example.com",
-      "records U example.com|www.example.com|A|192.0.2.1",
-      "records U example.com|www.example.com|A|192.0.2.1",
-      "records D example.com|www.example.com|A|192.0.2.1",
+      "records U example.com|example.com|SOA|%N|%N",
+      "records U example.com|example.com|NS|ns1.example.com|0",
+      "records U example.com|www.example.com|A|192.0.2.1|0",
+      "records U example.com|www.example.com|A|192.0.2.1|0",
+      "records D example.com|www.example.com|A|192.0.2.1|0",
       "domainmetadata U example.com|ALSO-NOTIFY|192.0.2.53",
       "cryptokeys U example.com|Private-key-format: v1.2",
       "cryptokeys U example.com|Private-key-format: v1.2",
@@ -208,7 +208,7 @@ TEST_P(CaptureTest, ApplyingSessionIsNotCapturedOthersAre) {
   // The flag is per session: the writer's session still captures.
   w_->AddRecord("example.com", "local.example.com", "A", "192.0.2.8");
   ASSERT_EQ(Outbox(last).size(), 1u);
-  EXPECT_EQ(Outbox(last)[0].key, "example.com|local.example.com|A|192.0.2.8");
+  EXPECT_EQ(Outbox(last)[0].key, "example.com|local.example.com|A|192.0.2.8|0");
   applier->SetApplying(false);
   aw.AddRecord("example.com", "again.example.com", "A", "192.0.2.9");
   EXPECT_EQ(Outbox(last).size(), 2u);
@@ -232,8 +232,8 @@ TEST_P(CaptureTest, TriggerKeysEqualTheReferenceEncoding) {
   auto rows = Outbox();
   ASSERT_EQ(rows.size(), 12u);  // 3 from CreateZone
   for (const auto& r : rows) EXPECT_EQ(r.key, KeyOf(r)) << r.table;
-  EXPECT_EQ(rows[4].key, "example.com|cname.example.com|CNAME|%N");
-  EXPECT_EQ(rows[6].key, "example.com|ent.example.com|%N|%N");
+  EXPECT_EQ(rows[4].key, "example.com|cname.example.com|CNAME|%N|%N");
+  EXPECT_EQ(rows[6].key, "example.com|ent.example.com|%N|%N|%N");
   EXPECT_EQ(rows[8].key, "example.com|SOA-EDIT-API|%N");
 }
 
@@ -245,16 +245,16 @@ TEST_P(CaptureTest, UpdateThatChangesTheKeyIsDeletePlusUpsert) {
   auto rows = Outbox(last);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].op, "D");
-  EXPECT_EQ(rows[0].key, "example.com|www.example.com|A|192.0.2.1");
+  EXPECT_EQ(rows[0].key, "example.com|www.example.com|A|192.0.2.1|0");
   EXPECT_EQ(rows[1].op, "U");
-  EXPECT_EQ(rows[1].key, "example.com|www.example.com|A|192.0.2.2");
+  EXPECT_EQ(rows[1].key, "example.com|www.example.com|A|192.0.2.2|0");
   // A single-valued type keeps its key when its content changes.
   last = LastOutboxId();
   w_->SetSoaSerial("example.com", 2);
   rows = Outbox(last);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].op, "U");
-  EXPECT_EQ(rows[0].key, "example.com|example.com|SOA|%N");
+  EXPECT_EQ(rows[0].key, "example.com|example.com|SOA|%N|%N");
 }
 
 TEST_P(CaptureTest, DeleteIsCapturedOnlyWhenNoDuplicateRemains) {
@@ -285,7 +285,7 @@ TEST_P(CaptureTest, VersionsGrowAndVectorsCarryTheLocalNode) {
     EXPECT_EQ(r.vv.entries().size(), 1u);
   }
   auto rv = conn_->Query("SELECT hlc, node, clock, deleted FROM zm_rowver WHERE tbl = 'records' AND rkey = ?",
-                         {"example.com|www.example.com|A|192.0.2.1"});
+                         {"example.com|www.example.com|A|192.0.2.1|0"});
   ASSERT_EQ(rv.size(), 1u);
   EXPECT_EQ(rv[0][0].AsInt(), rows[5].hlc);
   EXPECT_EQ(rv[0][1].AsText(), "n1");
@@ -364,14 +364,14 @@ TEST_P(CaptureTest, StampingFollowsCommitsNotInsertOrder) {
   ASSERT_EQ(box.StampRound(), 1);
   Batch first = box.ReadBatch(caught_up, 100, 1 << 20);
   ASSERT_EQ(first.changes.size(), 1u);
-  EXPECT_EQ(first.changes[0].key, "example.com|b.example.com|A|192.0.2.2");
+  EXPECT_EQ(first.changes[0].key, "example.com|b.example.com|A|192.0.2.2|0");
   const Position after_b = first.changes[0].pos;
 
   a->Commit();
   ASSERT_EQ(box.StampRound(), 1);
   Batch second = box.ReadBatch(after_b, 100, 1 << 20);
   ASSERT_EQ(second.changes.size(), 1u) << "A's change, inserted before B's, must still be read";
-  EXPECT_EQ(second.changes[0].key, "example.com|a.example.com|A|192.0.2.1");
+  EXPECT_EQ(second.changes[0].key, "example.com|a.example.com|A|192.0.2.1|0");
   EXPECT_GT(second.changes[0].pos, after_b);
   EXPECT_LT(second.changes[0].pos.id, after_b.id);  // its id is older, its round newer
 }

@@ -170,9 +170,44 @@ TEST(DomainsKeyTest, LocalColumnsAreNotShipped) {
 
 // ------------------------------------------------------------------ records --
 
-TEST(RecordsKeyTest, IsZoneNameTypeContent) {
+TEST(RecordsKeyTest, IsZoneNameTypeContentPrio) {
   RowImage r = Record("example.com", "www.example.com", "A", "192.0.2.1");
-  EXPECT_EQ(EncodeKey(Spec("records"), r), "example.com|www.example.com|A|192.0.2.1");
+  EXPECT_EQ(EncodeKey(Spec("records"), r), "example.com|www.example.com|A|192.0.2.1|0");
+}
+
+// Two SRV or MX records that differ only in the separate prio column (as
+// zone2sql and plain SQL write them) are two records, not one.
+TEST(RecordsKeyTest, PrioTellsTwoRecordsOfAnRRsetApart) {
+  RowImage a = Record("example.com", "_sip._tcp.example.com", "SRV", "0 5060 sip.example.com.");
+  RowImage b = a;
+  a.values[Spec("records").ColumnIndex("prio")] = Value(int64_t{10});
+  b.values[Spec("records").ColumnIndex("prio")] = Value(int64_t{20});
+  EXPECT_NE(EncodeKey(Spec("records"), a), EncodeKey(Spec("records"), b));
+  EXPECT_EQ(EncodeKey(Spec("records"), a),
+            "example.com|_sip._tcp.example.com|SRV|0 5060 sip.example.com.|10");
+  // A NULL prio is a component like any other.
+  RowImage n = a;
+  n.values[Spec("records").ColumnIndex("prio")] = Value();
+  EXPECT_EQ(SplitKey(EncodeKey(Spec("records"), n)).back(), "%N");
+}
+
+TEST(RecordsKeyTest, AnRRsetIsItsZoneNameAndType) {
+  RowImage a = Record("example.com", "www.example.com", "A", "192.0.2.1");
+  RowImage b = Record("example.com", "www.example.com", "A", "192.0.2.2", 60);
+  EXPECT_EQ(schema::GroupKey(Spec("records"), a), "example.com|www.example.com|A");
+  EXPECT_EQ(schema::GroupKey(Spec("records"), a), schema::GroupKey(Spec("records"), b));
+  EXPECT_NE(schema::GroupKey(Spec("records"), a),
+            schema::GroupKey(Spec("records"), Record("example.com", "www.example.com", "AAAA", "::1")));
+  EXPECT_EQ(schema::GroupKey(Spec("domainmetadata"), Metadata("example.com", "ALSO-NOTIFY", "x")),
+            "example.com|ALSO-NOTIFY");
+  EXPECT_FALSE(Spec("cryptokeys").is_grouped());
+}
+
+TEST(RecordsKeyTest, CatalogHashIsANodeLocalRow) {
+  EXPECT_TRUE(schema::IsLocalRow(Spec("domainmetadata"), Metadata("cat.test", "CATALOG-HASH", "x")));
+  EXPECT_TRUE(schema::IsLocalRow(Spec("domainmetadata"), Metadata("cat.test", "catalog-hash", "x")));
+  EXPECT_FALSE(schema::IsLocalRow(Spec("domainmetadata"), Metadata("cat.test", "ALSO-NOTIFY", "x")));
+  EXPECT_FALSE(schema::IsLocalRow(Spec("records"), Record("cat.test", "cat.test", "SOA", "x")));
 }
 
 TEST(RecordsKeyTest, ValueColumnsAreNotPartOfTheKey) {
@@ -192,7 +227,7 @@ TEST(RecordsKeyTest, TwoSoaRowsWithDifferentContentShareOneKey) {
   RowImage a = Record("example.com", "example.com", "SOA", "ns1. h. 1 10800 3600 604800 3600");
   RowImage b = Record("example.com", "example.com", "SOA", "ns2. h. 2 10800 3600 604800 3600");
   EXPECT_EQ(EncodeKey(Spec("records"), a), EncodeKey(Spec("records"), b));
-  EXPECT_EQ(EncodeKey(Spec("records"), a), "example.com|example.com|SOA|%N");
+  EXPECT_EQ(EncodeKey(Spec("records"), a), "example.com|example.com|SOA|%N|%N");
   EXPECT_TRUE(schema::SingletonApplies(Spec("records"), a));
 }
 
@@ -201,7 +236,10 @@ TEST(RecordsKeyTest, CnameAndDnameAreSingleValuedToo) {
     RowImage a = Record("example.com", "alias.example.com", type, "a.example.net.");
     RowImage b = Record("example.com", "alias.example.com", type, "b.example.net.");
     EXPECT_EQ(EncodeKey(Spec("records"), a), EncodeKey(Spec("records"), b)) << type;
-    EXPECT_EQ(schema::KeyComponents(Spec("records"), a).back(), std::nullopt) << type;
+    // Neither content nor prio is part of a single-valued type's key.
+    auto components = schema::KeyComponents(Spec("records"), a);
+    EXPECT_EQ(components[3], std::nullopt) << type;
+    EXPECT_EQ(components[4], std::nullopt) << type;
   }
 }
 
@@ -213,25 +251,25 @@ TEST(RecordsKeyTest, SingletonTestIgnoresCaseOfTheType) {
   EXPECT_TRUE(schema::SingletonApplies(Spec("records"), mixed));
   EXPECT_EQ(EncodeKey(Spec("records"), lower), EncodeKey(Spec("records"), lower2));
   // The type itself stays in the key as written.
-  EXPECT_EQ(EncodeKey(Spec("records"), lower), "example.com|example.com|soa|%N");
+  EXPECT_EQ(EncodeKey(Spec("records"), lower), "example.com|example.com|soa|%N|%N");
 }
 
 TEST(RecordsKeyTest, OtherTypesAndNullTypeKeepTheirContent) {
   for (const std::string type : {"TXT", "MX", "NS", "SOA ", "XSOA"}) {
     RowImage r = Record("example.com", "example.com", type, "payload");
     EXPECT_FALSE(schema::SingletonApplies(Spec("records"), r)) << type;
-    EXPECT_EQ(SplitKey(EncodeKey(Spec("records"), r)).back(), "payload") << type;
+    EXPECT_EQ(SplitKey(EncodeKey(Spec("records"), r))[3], "payload") << type;
   }
   RowImage null_type = Row("records", "example.com", {{"name", "x.example.com"}, {"content", "c"}});
   EXPECT_FALSE(schema::SingletonApplies(Spec("records"), null_type));
-  EXPECT_EQ(EncodeKey(Spec("records"), null_type), "example.com|x.example.com|%N|c");
+  EXPECT_EQ(EncodeKey(Spec("records"), null_type), "example.com|x.example.com|%N|c|%N");
 }
 
 TEST(RecordsKeyTest, ContentWithBarAndPercentIsEscaped) {
   RowImage r = Record("example.com", "example.com", "TXT", "\"v=spf1 a|b 100%\"");
   std::string key = EncodeKey(Spec("records"), r);
-  EXPECT_EQ(key, "example.com|example.com|TXT|\"v=spf1 a%7Cb 100%25\"");
-  EXPECT_EQ(SplitKey(key).size(), 4u);
+  EXPECT_EQ(key, "example.com|example.com|TXT|\"v=spf1 a%7Cb 100%25\"|0");
+  EXPECT_EQ(SplitKey(key).size(), 5u);
 }
 
 // ------------------------------------------------------- parent translation --
@@ -275,7 +313,7 @@ TEST(ParentTranslationTest, ZoneNameIsEscapedLikeAnyComponent) {
   RowImage r = Record("odd|zone%", "www", "A", "192.0.2.1");
   std::string key = EncodeKey(Spec("records"), r);
   EXPECT_EQ(SplitKey(key).front(), "odd%7Czone%25");
-  EXPECT_EQ(SplitKey(key).size(), 4u);
+  EXPECT_EQ(SplitKey(key).size(), 5u);
 }
 
 TEST(ParentTranslationTest, MissingZoneIsANullComponent) {
@@ -538,7 +576,7 @@ TEST_F(SqliteTriggerKeyTest, CapturedKeyEqualsEncodeKeyOfCapturedRowForEveryTabl
   const Captured* txt = Find(all, "records", "U", "content", kTxtContent);
   ASSERT_NE(txt, nullptr);
   EXPECT_EQ(txt->row.zone, std::optional<std::string>("example.com"));
-  EXPECT_EQ(txt->rkey, "example.com|example.com|TXT|\"v=spf1 a%7Cb ~all 100%25\"");
+  EXPECT_EQ(txt->rkey, "example.com|example.com|TXT|\"v=spf1 a%7Cb ~all 100%25\"|%N");
 
   const Captured* mx = Find(all, "records", "U", "type", "MX");
   ASSERT_NE(mx, nullptr);
@@ -561,7 +599,7 @@ TEST_F(SqliteTriggerKeyTest, CapturedKeyEqualsEncodeKeyOfCapturedRowForEveryTabl
   ASSERT_EQ(soa.size(), 2u) << "the in-place SOA edit must be one upsert, no delete";
   EXPECT_EQ(soa[0]->op, "U");
   EXPECT_EQ(soa[1]->op, "U");
-  EXPECT_EQ(soa[0]->rkey, "example.com|example.com|soa|%N");
+  EXPECT_EQ(soa[0]->rkey, "example.com|example.com|soa|%N|%N");
   EXPECT_EQ(soa[1]->rkey, soa[0]->rkey);
 
   const Captured* soa_edit = Find(all, "domainmetadata", "U", "kind", "soa-edit");
@@ -573,8 +611,8 @@ TEST_F(SqliteTriggerKeyTest, CapturedKeyEqualsEncodeKeyOfCapturedRowForEveryTabl
   const Captured* new_a = Find(all, "records", "U", "content", "192.0.2.3");
   ASSERT_NE(old_a, nullptr);
   ASSERT_NE(new_a, nullptr);
-  EXPECT_EQ(old_a->rkey, "example.com|www.example.com|A|192.0.2.2");
-  EXPECT_EQ(new_a->rkey, "example.com|www.example.com|A|192.0.2.3");
+  EXPECT_EQ(old_a->rkey, "example.com|www.example.com|A|192.0.2.2|0");
+  EXPECT_EQ(new_a->rkey, "example.com|www.example.com|A|192.0.2.3|0");
 
   const Captured* gone = Find(all, "domainmetadata", "D", "content", "192.0.2.54");
   ASSERT_NE(gone, nullptr);
