@@ -3,11 +3,17 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -34,10 +40,193 @@ Error::Kind KindOf(int rc) {
   }
 }
 
+// Other processes' read transactions on the database, seen through the WAL
+// index's read-mark locks (bytes 123..127 of the -shm file: SQLite's WAL
+// format, https://www.sqlite.org/walformat.html). A reader holds one of them
+// shared for the whole read transaction.
+//
+// Why zonemesh looks: PowerDNS starts its transactions with BEGIN (deferred),
+// reads, then writes. Such a transaction cannot become a writer once another
+// connection committed after its first read (SQLITE_BUSY_SNAPSHOT), nor while
+// another holds the write lock (SQLITE_BUSY, and its busy handler is not
+// asked): PowerDNS answers SERVFAIL ("database is locked"). So zonemesh
+// starts a write only when no other process is inside a read transaction;
+// while it holds the write lock a watcher thread looks every few
+// microseconds, and when another process starts reading it interrupts the
+// statement under way and rolls back (which leaves the reader's snapshot
+// valid and the lock free for its write) and tries again later.
+//
+// The -shm file is opened once per process and closed only once SQLite has
+// replaced it (it deletes the file when the last connection of any process
+// closes, and the next open creates a new one): closing a descriptor drops
+// every POSIX lock the process holds on that file, SQLite's own included,
+// which cannot matter for a file no connection uses any more.
+class ShmFile {
+ public:
+  ShmFile(int fd, const struct stat& st) : fd_(fd), dev_(st.st_dev), ino_(st.st_ino) {}
+  ~ShmFile() { ::close(fd_); }
+  ShmFile(const ShmFile&) = delete;
+  ShmFile& operator=(const ShmFile&) = delete;
+
+  int fd() const { return fd_; }
+  bool Is(const struct stat& st) const { return st.st_dev == dev_ && st.st_ino == ino_; }
+
+  // The process's descriptor of the file now at `path`; null when there is
+  // none (no WAL index: nobody reads in WAL mode).
+  static std::shared_ptr<const ShmFile> Current(const std::string& path) {
+    static std::mutex mu;
+    static std::map<std::string, std::shared_ptr<const ShmFile>> files;
+    std::lock_guard<std::mutex> lock(mu);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      files.erase(path);  // deleted: no connection uses it
+      return nullptr;
+    }
+    auto& file = files[path];
+    if (file && file->Is(st)) return file;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat opened {};
+    if (fd < 0 || ::fstat(fd, &opened) != 0) {
+      if (fd >= 0) ::close(fd);
+      return file;
+    }
+    file = std::make_shared<const ShmFile>(fd, opened);
+    return file;
+  }
+
+ private:
+  int fd_;
+  dev_t dev_;
+  ino_t ino_;
+};
+
+class ForeignReaders {
+ public:
+  explicit ForeignReaders(std::string db_path) : shm_path_(std::move(db_path) + "-shm") {
+    Refresh();
+  }
+
+  // Looks up which file is the WAL index now; before each write lock.
+  void Refresh() {
+    auto file = ShmFile::Current(shm_path_);
+    std::lock_guard<std::mutex> lock(mu_);
+    file_ = std::move(file);
+  }
+
+  bool Present() const {
+    std::shared_ptr<const ShmFile> file;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      file = file_;
+    }
+    if (!file) return false;
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = kFirstReadMark;
+    fl.l_len = kReadMarks;
+    if (::fcntl(file->fd(), F_GETLK, &fl) != 0) return false;
+    return fl.l_type != F_UNLCK;
+  }
+
+ private:
+  static constexpr off_t kFirstReadMark = 123;  // WALINDEX_LOCK_OFFSET 120 + WAL_READ_LOCK(0) 3
+  static constexpr off_t kReadMarks = 5;        // WAL_NREADER
+
+  std::string shm_path_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const ShmFile> file_;
+};
+
+// How long a write waits for other processes' readers to finish before it
+// starts anyway, and how many transactions in a row it gives up for them.
+constexpr std::chrono::milliseconds kReaderWait{200};
+constexpr int kMaxCommitsGivenUp = 4;
+// How long no other process must have been reading before a write starts:
+// PowerDNS reads on its own before it begins a transaction that reads and
+// writes, and a write started in such a pause would be in its way.
+constexpr std::chrono::microseconds kQuietPeriod{1000};
+// How often the watcher looks for readers while the write lock is held.
+constexpr std::chrono::microseconds kWatchInterval{20};
+
+// Watches for other processes' readers while its connection holds the write
+// lock, and interrupts the connection when one appears. One thread per
+// connection, started at its first watched write, idle otherwise.
+class ReaderWatch {
+ public:
+  ReaderWatch(sqlite3* db, const ForeignReaders& readers) : db_(db), readers_(readers) {}
+  ~ReaderWatch() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // From now on, a reader appearing interrupts the connection.
+  void Start() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_ = false;
+      on_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  // No interrupt after this returns. True when a reader was seen.
+  bool Stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_ = false;
+    return seen_;
+  }
+
+  bool Seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+  bool On() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return on_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return quit_ || (on_ && !seen_); });
+      if (quit_) return;
+      lock.unlock();
+      const bool present = readers_.Present();
+      lock.lock();
+      if (present && on_ && !seen_) {
+        seen_ = true;
+        sqlite3_interrupt(db_);  // under mu_: never after Stop() returned
+        continue;
+      }
+      lock.unlock();
+      std::this_thread::sleep_for(kWatchInterval);
+      lock.lock();
+    }
+  }
+
+  sqlite3* db_;
+  const ForeignReaders& readers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool on_ = false;
+  bool seen_ = false;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
 class SqliteConnection final : public Connection {
  public:
   SqliteConnection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   ~SqliteConnection() override {
+    watch_.reset();
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
     for (int fd : lock_fds_) ::close(fd);
@@ -58,24 +247,39 @@ class SqliteConnection final : public Connection {
 
   int64_t Execute(const std::string& sql, const Params& params) override {
     sqlite3_stmt* st = Prepare(sql, params);
+    KeepOutOfReadersWay(st);
     StepAll(st, sql, nullptr);
     return sqlite3_changes64(db_);
   }
 
   std::vector<Row> Query(const std::string& sql, const Params& params) override {
     sqlite3_stmt* st = Prepare(sql, params);
+    KeepOutOfReadersWay(st);
     std::vector<Row> rows;
     StepAll(st, sql, &rows);
     return rows;
   }
 
-  void Begin() override { ExecuteDdl("BEGIN IMMEDIATE"); }
-  void BeginSnapshot() override { ExecuteDdl("BEGIN IMMEDIATE"); }
+  void Begin() override { BeginWrite(); }
+  void BeginSnapshot() override { BeginWrite(); }
   // The snapshot starts at the first read; WAL lets writers continue.
   void BeginReadOnlySnapshot() override { ExecuteDdl("BEGIN DEFERRED"); }
-  void Commit() override { ExecuteDdl("COMMIT"); }
+  void Commit() override {
+    // A last look: the watcher looks only every kWatchInterval.
+    const bool watched = watch_ && watch_->On();
+    if (StopWatching() || (watched && readers_->Present())) YieldToReader();
+    commits_given_up_ = 0;
+    ExecuteDdl("COMMIT");
+  }
   void Rollback() noexcept override {
+    StopWatching();
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  // Keeps out of the way of other processes' transactions (ForeignReaders).
+  void YieldToReaders(bool on) {
+    watch_.reset();
+    readers_ = on ? std::make_unique<ForeignReaders>(path_) : nullptr;
   }
   bool InTransaction() const override { return !sqlite3_get_autocommit(db_); }
 
@@ -84,6 +288,7 @@ class SqliteConnection final : public Connection {
                std::to_string(on ? kSqliteApplyingCacheSize : kSqliteDefaultCacheSize));
   }
 
+  void SetLockWaitLimit(std::chrono::milliseconds) override {}
   void ListenForChanges() override { last_data_version_ = DataVersion(); }
 
   bool WaitForChange(std::chrono::milliseconds timeout) override {
@@ -135,11 +340,65 @@ class SqliteConnection final : public Connection {
   }
 
  private:
+  // Without yielding, the write lock is taken at once. Yielding, it is
+  // taken at the first write (KeepOutOfReadersWay), so that it is held for
+  // as short a time as possible; if another connection committed after this
+  // transaction's first read, that write fails (SQLITE_BUSY, transient) and
+  // the caller tries again: nothing read before can be stale.
+  void BeginWrite() { ExecuteDdl(readers_ ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE"); }
+
+  bool HoldsWriteLock() const { return sqlite3_txn_state(db_, nullptr) == SQLITE_TXN_WRITE; }
+
+  // Before a statement: a write that would take the write lock waits until
+  // no other process is inside a read transaction (at most kReaderWait);
+  // inside a transaction, the lock is then watched until the transaction
+  // ends. A write transaction that saw a reader start gives up.
+  void KeepOutOfReadersWay(sqlite3_stmt* st) {
+    if (!readers_) return;
+    if (HoldsWriteLock()) {
+      if (watch_ && watch_->Seen()) YieldToReader();
+      return;
+    }
+    if (sqlite3_stmt_readonly(st)) return;
+    readers_->Refresh();
+    const auto deadline = std::chrono::steady_clock::now() + kReaderWait;
+    bool present = readers_->Present();
+    auto quiet_since = std::chrono::steady_clock::now();
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (present) quiet_since = now;
+      if ((!present && now - quiet_since >= kQuietPeriod) || now >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      present = readers_->Present();
+    }
+    // A reader that outlasted the wait, or a connection that gave up too
+    // many transactions in a row: write anyway (readers that never stop
+    // must not starve replication).
+    if (present || commits_given_up_ >= kMaxCommitsGivenUp || sqlite3_get_autocommit(db_)) return;
+    if (!watch_) watch_ = std::make_unique<ReaderWatch>(db_, *readers_);
+    watch_->Start();
+  }
+
+  // True when the watcher saw a reader start.
+  bool StopWatching() { return watch_ ? watch_->Stop() : false; }
+
+  // Another process started reading while this transaction held the write
+  // lock, and may be about to write: give the lock back before it tries (it
+  // would fail at once), and let the caller try again.
+  [[noreturn]] void YieldToReader() {
+    ++commits_given_up_;
+    Rollback();
+    throw Error(Error::Kind::kTransient,
+                Describe() + ": another process's transaction started reading; this write was "
+                             "rolled back so that it can write, and is tried again");
+  }
+
   static std::string Abbrev(const std::string& sql) {
     return sql.size() > 200 ? sql.substr(0, 200) + "..." : sql;
   }
 
   [[noreturn]] void Fail(int rc, const std::string& sql) {
+    if (rc == SQLITE_INTERRUPT && watch_ && watch_->Seen()) YieldToReader();
     throw Error(KindOf(rc), Describe() + ": " + sqlite3_errmsg(db_) + " in: " + Abbrev(sql));
   }
 
@@ -226,6 +485,9 @@ class SqliteConnection final : public Connection {
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
   int64_t last_data_version_ = 0;
   std::vector<int> lock_fds_;
+  std::unique_ptr<ForeignReaders> readers_;  // null: writes do not yield
+  std::unique_ptr<ReaderWatch> watch_;       // while holding the write lock
+  int commits_given_up_ = 0;  // write transactions given up in a row
 };
 
 }  // namespace
@@ -254,6 +516,14 @@ std::unique_ptr<Connection> OpenSqlite(const DatabaseConfig& config) {
     conn->Query("PRAGMA journal_mode = WAL", {});
     // Reading the schema proves the file is a database, not any file.
     conn->Query("SELECT count(*) FROM sqlite_master", {});
+    conn->YieldToReaders(config.yield_to_readers);
+    if (config.yield_to_readers) {
+      // Commits that do not wait for the disk hold the write lock for
+      // microseconds. Durable across a crash of the process; a power loss
+      // may lose the last transactions of this session, which the sender
+      // still holds and sends again.
+      conn->ExecuteDdl("PRAGMA synchronous = NORMAL");
+    }
   } catch (const Error& e) {
     throw Error(Error::Kind::kConnection, e.what());
   }
