@@ -25,8 +25,10 @@ struct DatabaseConfig {
   // sqlite: write transactions wait (briefly) for other processes' read
   // transactions to end and roll back rather than commit under one that
   // started meanwhile, so that PowerDNS's transactions, which read before
-  // they write, never fail with "database is locked" because of zonemesh.
-  bool yield_to_readers = true;
+  // they write, rarely fail with "database is locked" because of zonemesh.
+  // On for the daemon's and the CLI's sessions (ParseConfig); off for a
+  // plain writer, which then takes the write lock at BEGIN.
+  bool yield_to_readers = false;
 
   // postgresql: a libpq connection string ("host=... port=... dbname=...").
   std::string conninfo;

@@ -116,6 +116,7 @@ db::DatabaseConfig ParseDatabase(Section& top, const std::string& base_dir) {
     if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
     d.path = p.lexically_normal().string();
     d.busy_timeout_ms = static_cast<int>(s.Int("busy_timeout_ms", d.busy_timeout_ms, 0, 600000));
+    d.yield_to_readers = true;  // the database is PowerDNS's (docs/operations.md)
   } else if (type == "postgresql") {
     d.dialect = db::Dialect::kPostgres;
     d.conninfo = s.String("conninfo", true);
