@@ -1234,6 +1234,7 @@ struct OutboxChange {
   int64_t hlc = 0;
   std::string vv;
   Version epoch;
+  Version group_epoch;  // the incarnation of its RRset / metadata kind
 };
 
 struct RowVerState {
@@ -1256,7 +1257,8 @@ struct LossReport {
   int64_t explained = 0;  // not seen on some node, but explained there
   int64_t lost = 0;       // unexplained on at least one node
   // Per (change, reference node) pair.
-  int64_t pair_seen = 0, pair_current_incarnation = 0, pair_epoch = 0, pair_conflict = 0, pair_lost = 0;
+  int64_t pair_seen = 0, pair_current_incarnation = 0, pair_epoch = 0, pair_group = 0,
+          pair_conflict = 0, pair_lost = 0;
   std::vector<std::string> details;
 };
 
@@ -1284,7 +1286,8 @@ LossReport CheckNoLoss(Mesh& mesh, size_t max_details) {
   std::vector<OutboxChange> changes;
   for (size_t i = 0; i < n; ++i) {
     for (const db::Row& r : conns[i]->Query(
-             "SELECT id, csn, tbl, op, rkey, hlc, vv, epoch_hlc, epoch_node FROM zm_outbox ORDER BY id")) {
+             "SELECT id, csn, tbl, op, rkey, hlc, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node "
+             "FROM zm_outbox ORDER BY id")) {
       OutboxChange c;
       c.origin = mesh.node(i).id();
       c.id = r[0].AsInt();
@@ -1295,6 +1298,7 @@ LossReport CheckNoLoss(Mesh& mesh, size_t max_details) {
       c.hlc = r[5].AsInt();
       c.vv = r[6].AsText();
       c.epoch = {r[7].AsInt(), r[8].AsText()};
+      c.group_epoch = {r[9].AsInt(), r[10].AsText()};
       changes.push_back(std::move(c));
     }
   }
@@ -1313,6 +1317,13 @@ LossReport CheckNoLoss(Mesh& mesh, size_t max_details) {
       s.deleted = r[5].AsInt() != 0;
       s.epoch = {r[6].AsInt(), r[7].AsText()};
       rowvers[i][{r[0].AsText(), r[1].AsText()}] = std::move(s);
+    }
+  }
+  // Every node's set incarnations (RRsets, metadata kinds), by (tbl, kid).
+  std::vector<std::map<std::pair<std::string, std::string>, Version>> groups(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const db::Row& r : conns[i]->Query("SELECT tbl, kid, epoch_hlc, epoch_node FROM zm_group")) {
+      groups[i][{r[0].AsText(), r[1].AsText()}] = {r[2].AsInt(), r[3].AsText()};
     }
   }
   // Every conflict record of every node, by (tbl, rkey, remote version).
@@ -1375,6 +1386,22 @@ LossReport CheckNoLoss(Mesh& mesh, size_t max_details) {
         any_explained = true;
         continue;
       }
+      // A change written in an incarnation of its set that a replace on
+      // some node ended: the replace won as a whole.
+      if (spec && spec->is_grouped()) {
+        std::optional<Version> group_epoch;
+        try {
+          const std::string gkey = schema::GroupKey(*spec, schema::RowImageFromKey(*spec, c.rkey));
+          auto g = groups[i].find({c.tbl, schema::KeyId(d, gkey)});
+          if (g != groups[i].end()) group_epoch = g->second;
+        } catch (const std::exception&) {
+        }
+        if (group_epoch && c.group_epoch < *group_epoch) {
+          ++rep.pair_group;
+          any_explained = true;
+          continue;
+        }
+      }
       auto cf = conflicts.find({c.tbl, c.rkey, c.hlc, c.origin});
       bool by_conflict = false;
       if (cf != conflicts.end()) {
@@ -1405,9 +1432,9 @@ LossReport CheckNoLoss(Mesh& mesh, size_t max_details) {
       ++rep.lost;
       if (rep.details.size() < max_details) {
         std::string s = fmt::format(
-            "  LOST on [{}]: {} change #{} (csn {}) {} {} [{}] version {}@{} epoch {} vv {}", lost_on,
-            c.origin, c.id, c.csn ? std::to_string(*c.csn) : "NULL", c.tbl, c.op, Printable(c.rkey),
-            c.hlc, c.origin, EpochText(c.epoch), c.vv);
+            "  LOST on [{}]: {} change #{} (csn {}) {} {} [{}] version {}@{} epoch {} set epoch {} vv {}",
+            lost_on, c.origin, c.id, c.csn ? std::to_string(*c.csn) : "NULL", c.tbl, c.op,
+            Printable(c.rkey), c.hlc, c.origin, EpochText(c.epoch), EpochText(c.group_epoch), c.vv);
         s += detail;
         auto ck = conflicts_by_key.find({c.tbl, c.rkey});
         if (ck != conflicts_by_key.end()) {
@@ -1657,11 +1684,12 @@ int Run(const Options& opt) {
     LossReport loss = CheckNoLoss(mesh, static_cast<size_t>(opt.max_report));
     verdict.Add(
         "c. no loss (every committed change seen or explained)", loss.lost == 0,
-        fmt::format("{} changes: {} seen on every node, {} explained (zone incarnation / conflict "
-                    "record), {} LOST; per node pair: seen {}, current incarnation {}, older "
-                    "incarnation {}, conflict record {}, lost {}",
+        fmt::format("{} changes: {} seen on every node, {} explained (zone or set incarnation / "
+                    "conflict record), {} LOST; per node pair: seen {}, current incarnation {}, "
+                    "older zone incarnation {}, older set incarnation {}, conflict record {}, lost {}",
                     loss.changes, loss.seen_everywhere, loss.explained, loss.lost, loss.pair_seen,
-                    loss.pair_current_incarnation, loss.pair_epoch, loss.pair_conflict, loss.pair_lost));
+                    loss.pair_current_incarnation, loss.pair_epoch, loss.pair_group,
+                    loss.pair_conflict, loss.pair_lost));
 
     // ---- d. no echo
     verdict.Add("d. no echo (an idle mesh captures nothing for 2s)", echo.empty(), echo);

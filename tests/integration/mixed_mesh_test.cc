@@ -26,12 +26,16 @@ using db::Dialect;
 // Runs `fn`, retrying on transient errors (deadlocks with the applier,
 // busy SQLite), as an operator would. A constraint error is a write the
 // database refused, as it would refuse PowerDNS's (the zone was created by
-// the applier between the writer's check and its insert, say): skipped.
+// the applier between the writer's check and its insert, say): skipped. So
+// is a write to a zone the applier deleted between the writer's check and
+// its write (PdnsWriter looks the zone up again and finds none).
 template <typename Fn>
 void Retry(Fn fn) {
   for (int attempt = 0;; ++attempt) {
     try {
       fn();
+      return;
+    } catch (const PdnsWriter::NoSuchZone&) {
       return;
     } catch (const db::Error& e) {
       if (e.kind() == db::Error::Kind::kConstraint) return;

@@ -19,7 +19,7 @@ std::optional<int64_t> PdnsWriter::ZoneId(const std::string& zone) {
 
 int64_t PdnsWriter::RequireZone(const std::string& zone) {
   auto id = ZoneId(zone);
-  if (!id) throw std::runtime_error("test writer: no zone " + zone);
+  if (!id) throw NoSuchZone("test writer: no zone " + zone);
   return *id;
 }
 

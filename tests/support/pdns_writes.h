@@ -7,6 +7,7 @@
 #define ZONEMESH_TESTS_SUPPORT_PDNS_WRITES_H_
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,11 @@ namespace zonemesh::testing {
 class PdnsWriter {
  public:
   explicit PdnsWriter(db::Connection& conn) : c_(conn) {}
+
+  // A write to a zone that does not exist (any more).
+  struct NoSuchZone : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
 
   std::optional<int64_t> ZoneId(const std::string& zone);
 
