@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "db/session_flag.h"
 
@@ -175,16 +176,19 @@ class ReaderWatch {
     cv_.notify_all();
   }
 
-  // No interrupt after this returns. True when a reader was seen.
+  // No interrupt after this returns. True when a reader was seen since
+  // Start(); forgotten then, so that a later transaction that is not
+  // watched does not give up for this one's reader.
   bool Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     on_ = false;
-    return seen_;
+    return std::exchange(seen_, false);
   }
 
+  // True while watching, after a reader was seen.
   bool Seen() {
     std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
+    return on_ && seen_;
   }
 
   bool On() {

@@ -71,6 +71,46 @@ SharingRun RunBesidePowerDnsStyleWriter(bool yield_to_readers) {
   return run;
 }
 
+// A reader that keeps coming back (PowerDNS answering queries) makes
+// zonemesh give transactions up; after a few in a row it writes anyway, and
+// a transaction given up earlier must not make later ones give up too.
+TEST(SqliteSharing, ReadersThatKeepComingBackDoNotStopZonemeshWrites) {
+  db::DatabaseConfig cfg = testing::FreshDatabase(db::Dialect::kSqlite, "zm_sharing_readers");
+  cfg.yield_to_readers = true;
+  auto conn = db::Open(cfg);
+  conn->ExecuteDdl("CREATE TABLE records (name TEXT, content TEXT)");
+  conn->ExecuteDdl("CREATE TABLE zt (a INTEGER)");
+  const std::string out_path = cfg.path + ".reader.out";
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(out, 0);
+  // Reads of 300 us every 1.8 ms for about a second.
+  pid_t pid = testing::SpawnProgram(
+      {ZONEMESH_TEST_SQLITE_WRITER, cfg.path, "600", "300", "1500", "read-only"}, out, out);
+  ::close(out);
+  int64_t commits = 0, given_up = 0, a = 0;
+  constexpr int kRows = 2000;  // a transaction outlasts the reader's pause
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    try {
+      conn->Begin();
+      // Long enough for a reader to come back while the lock is held.
+      for (int i = 0; i < kRows; ++i) conn->Execute("INSERT INTO zt (a) VALUES (?)", {db::Value(++a)});
+      conn->Commit();
+      ++commits;
+    } catch (const db::Error& e) {
+      conn->Rollback();
+      if (e.kind() != db::Error::Kind::kTransient) throw;
+      ++given_up;
+    }
+  }
+  EXPECT_EQ(testing::DecodeWaitStatus(status), 0) << testing::ReadFile(out_path);
+  std::cerr << "[sharing] beside a reader: " << commits << " commits, " << given_up << " given up\n";
+  EXPECT_GT(given_up, 0) << "the reader never met a zonemesh transaction: the test proves nothing";
+  // At most 4 transactions in a row are given up, then one goes ahead.
+  EXPECT_GE(commits, given_up / 5) << commits << " commits, " << given_up << " given up";
+  EXPECT_EQ(conn->Query("SELECT COUNT(*) FROM zt")[0][0].AsInt(), commits * kRows);
+}
+
 TEST(SqliteSharing, PowerDnsStyleWritesNeverFailBesideZonemeshWrites) {
   SharingRun run = RunBesidePowerDnsStyleWriter(true);
   EXPECT_EQ(run.writer_failed, 0) << run.writer_output;

@@ -4,11 +4,13 @@
 // a transaction cannot wait for a lock once it has read, so it fails when
 // another process writes between its first read and its first write.
 //
-//   zonemesh-test-sqlite-writer DB ROUNDS GAP_US PAUSE_US
+//   zonemesh-test-sqlite-writer DB ROUNDS GAP_US PAUSE_US [read-only]
 //
 // Each round: begin; SELECT the name's records; sleep GAP_US; DELETE them;
 // INSERT one; commit; sleep PAUSE_US. Prints "rounds R failed F" and, per failure, the
-// error; exits 0 when it ran (whatever failed), 2 on bad usage.
+// error; exits 0 when it ran (whatever failed), 2 on bad usage. With
+// "read-only" a round only reads (begin; SELECT; sleep GAP_US; commit), as
+// PowerDNS answering queries does.
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -35,10 +37,11 @@ bool Exec(sqlite3* db, const std::string& sql, std::string* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s DB ROUNDS GAP_US PAUSE_US\n", argv[0]);
+  if (argc != 5 && !(argc == 6 && std::string(argv[5]) == "read-only")) {
+    std::fprintf(stderr, "usage: %s DB ROUNDS GAP_US PAUSE_US [read-only]\n", argv[0]);
     return 2;
   }
+  const bool read_only = argc == 6;
   const int rounds = std::atoi(argv[2]);
   const int gap_us = std::atoi(argv[3]);
   const int pause_us = std::atoi(argv[4]);
@@ -59,10 +62,10 @@ int main(int argc, char** argv) {
     bool ok = Exec(db, "begin", &error) &&
               Exec(db, "SELECT content FROM records WHERE name = " + name, &error);
     if (ok) usleep(gap_us);
-    ok = ok && Exec(db, "DELETE FROM records WHERE name = " + name, &error) &&
-         Exec(db, "INSERT INTO records (name, content) VALUES (" + name + ", '192.0.2." +
+    ok = ok && (read_only || Exec(db, "DELETE FROM records WHERE name = " + name, &error)) &&
+         (read_only || Exec(db, "INSERT INTO records (name, content) VALUES (" + name + ", '192.0.2." +
                       std::to_string(i % 250) + "')",
-              &error) &&
+              &error)) &&
          Exec(db, "commit", &error);
     if (!ok) {
       ++failed;
