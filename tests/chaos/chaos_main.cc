@@ -78,6 +78,8 @@ struct Options {
   int chaos_interval_ms = 300;
   std::set<std::string> chaos = {"cut", "blackhole", "isolate", "stop", "kill"};
   int think_ms = 30;        // a writer sleeps up to this long between operations
+  std::string strategy = "latest-wins";  // conflict.strategy of every daemon
+  int serial_poll_ms = 5;   // the SOA poller's interval; 0: no poller
   int converge_timeout = 300;
   int request_timeout_ms = 3000;
   std::string log_level = "debug";
@@ -112,6 +114,10 @@ replication invariants. Exit status: 0 all checks passed, 1 a check failed,
                          all or none (default all)
   --chaos-interval MS    mean time between chaos events (default 300)
   --think MS             writers pause up to MS between operations (default 30)
+  --strategy NAME        conflict.strategy of every daemon: latest-wins, soa-serial
+                         or priority (node ids in order) (default latest-wins)
+  --serial-poll MS       read every node's SOA serials every MS during the run and
+                         report any that goes back (default 5; 0: off)
   --converge-timeout S   how long to wait for a quiet mesh after healing (default 300)
   --request-timeout MS   request_timeout_ms of every daemon (default 3000)
   --log-level LEVEL      the daemons' log level (default debug)
@@ -220,6 +226,12 @@ Options ParseOptions(int argc, char** argv) {
       o.chaos_interval_ms = static_cast<int>(ParseInt(arg, need(), 10, 600000));
     } else if (arg == "--think") {
       o.think_ms = static_cast<int>(ParseInt(arg, need(), 0, 60000));
+    } else if (arg == "--strategy") {
+      o.strategy = need();
+      if (o.strategy != "latest-wins" && o.strategy != "soa-serial" && o.strategy != "priority")
+        Usage("--strategy: one of latest-wins, soa-serial, priority");
+    } else if (arg == "--serial-poll") {
+      o.serial_poll_ms = static_cast<int>(ParseInt(arg, need(), 0, 60000));
     } else if (arg == "--converge-timeout") {
       o.converge_timeout = static_cast<int>(ParseInt(arg, need(), 5, 86400));
     } else if (arg == "--request-timeout") {
@@ -266,6 +278,7 @@ std::string ReproduceCommand(const Options& o) {
   if (o.duration > 0) cmd += fmt::format(" --duration {}", static_cast<int64_t>(o.duration));
   cmd += fmt::format(" --zones {} --batch {} --chaos {} --chaos-interval {} --think {}", o.zones,
                      o.batch, chaos.empty() ? "none" : chaos, o.chaos_interval_ms, o.think_ms);
+  cmd += fmt::format(" --strategy {} --serial-poll {}", o.strategy, o.serial_poll_ms);
   cmd += fmt::format(" --request-timeout {}", o.request_timeout_ms);
   return cmd;
 }
@@ -331,6 +344,7 @@ class Log {
 
 Log g_log;
 
+
 // ------------------------------------------------------------ databases --
 
 std::string DescribeDatabase(const db::DatabaseConfig& c, const std::string& sqlite_path) {
@@ -359,10 +373,148 @@ std::vector<std::string> ContentsFor(const std::string& type) {
 
 std::string ZoneName(uint64_t i) { return std::string(1, static_cast<char>('a' + i)) + "z.chaos.test"; }
 
+// The serial field of SOA content; nullopt when it has none.
+std::optional<int64_t> SoaSerial(const std::string& content) {
+  std::istringstream in(content);
+  std::string mname, rname, serial;
+  if (!(in >> mname >> rname >> serial)) return std::nullopt;
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(serial, &used);
+    if (used != serial.size() || v < 0 || v > 0xffffffffLL) return std::nullopt;
+    return v;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 std::string Soa(const std::string& zone, int64_t serial) {
   return "ns1." + zone + ". hostmaster." + zone + ". " + std::to_string(serial) +
          " 10800 3600 604800 3600";
 }
+
+// Serials the writers chose themselves (zone creation, set-serial): a node
+// serves such a serial, lower or not, until its daemon publishes the zone's
+// clock again, and a zone created again starts from it. The SOA poller
+// forgives a step back to one of them.
+class SerialNotes {
+ public:
+  void Note(const std::string& zone, int64_t serial) {
+    std::lock_guard<std::mutex> lock(mu_);
+    noted_.insert({zone, serial & 0xffffffffLL});
+  }
+  bool Noted(const std::string& zone, int64_t serial) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return noted_.count({zone, serial}) > 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::pair<std::string, int64_t>> noted_;
+};
+SerialNotes g_serial_notes;
+
+void NoteSetSerial(const std::string& zone, int64_t serial) { g_serial_notes.Note(zone, serial); }
+
+// Reads every node's SOA serials every --serial-poll ms while it runs and
+// records every step back (RFC 1982) within one incarnation of a zone on
+// one node (zm_zone's epoch, written in the transaction that creates the
+// zone), except to a serial a writer chose (SerialNotes). A zone created
+// again starts from its own serial, as on a lone PowerDNS server.
+class SerialPoller {
+ public:
+  SerialPoller(std::vector<std::function<std::unique_ptr<db::Connection>()>> connect,
+               std::vector<std::string> ids, int interval_ms)
+      : connect_(std::move(connect)), ids_(std::move(ids)), interval_ms_(interval_ms) {}
+  ~SerialPoller() { Stop(); }
+
+  void Start() {
+    if (interval_ms_ <= 0) return;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t polls() const { return polls_; }
+  int64_t observations() const { return observations_; }
+  const std::vector<std::string>& decreases() const { return decreases_; }
+  int64_t forgiven() const { return forgiven_; }
+  int64_t incarnations() const { return incarnations_; }
+
+ private:
+  void Loop() {
+    const size_t n = connect_.size();
+    std::vector<std::unique_ptr<db::Connection>> conns(n);
+    // node -> zone -> (incarnation, last serial)
+    std::vector<std::map<std::string, std::pair<std::string, int64_t>>> last(n);
+    const auto t0 = Clock::now();
+    while (!stop_) {
+      for (size_t i = 0; i < n && !stop_; ++i) {
+        std::map<std::string, std::pair<std::string, std::vector<int64_t>>> seen;
+        try {
+          if (!conns[i]) conns[i] = connect_[i]();
+          for (const db::Row& r : conns[i]->Query(
+                   "SELECT d.name, r.content, z.epoch_hlc, z.epoch_node FROM domains d "
+                   "JOIN records r ON r.domain_id = d.id LEFT JOIN zm_zone z ON z.zone = d.name "
+                   "WHERE r.type = 'SOA'")) {
+            auto& entry = seen[r[0].AsText()];
+            entry.first = r[2].IsNull() ? "" : std::to_string(r[2].AsInt()) + "@" + r[3].AsText();
+            if (auto serial = SoaSerial(r[1].AsText())) entry.second.push_back(*serial);
+          }
+        } catch (const std::exception&) {
+          conns[i].reset();  // a busy or restarting database: the next poll
+          continue;
+        }
+        ++polls_;
+        for (auto it = last[i].begin(); it != last[i].end();) {
+          it = seen.count(it->first) ? std::next(it) : last[i].erase(it);
+        }
+        for (const auto& [zone, state] : seen) {
+          const auto& [epoch, serials] = state;
+          if (serials.size() != 1) continue;  // check b reports zones without one SOA
+          ++observations_;
+          const int64_t now = serials[0];
+          auto it = last[i].find(zone);
+          if (it != last[i].end() && it->second.first != epoch) {
+            ++incarnations_;
+            last[i].erase(it);
+            it = last[i].end();
+          }
+          if (it != last[i].end() && Rfc1982Less(now, it->second.second)) {
+            if (g_serial_notes.Noted(zone, now)) {
+              ++forgiven_;
+            } else if (decreases_.size() < 40) {
+              decreases_.push_back(fmt::format(
+                  "node {} zone {} (incarnation {}): {} -> {} at {:.3f}s", ids_[i], zone, epoch,
+                  it->second.second, now,
+                  std::chrono::duration<double>(Clock::now() - t0).count()));
+            } else {
+              ++more_decreases_;
+            }
+          }
+          last[i][zone] = {epoch, now};
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms_));
+    }
+    if (more_decreases_ > 0) decreases_.push_back(fmt::format("... and {} more", more_decreases_));
+  }
+
+  static bool Rfc1982Less(int64_t a, int64_t b) {
+    const uint32_t d = static_cast<uint32_t>(b) - static_cast<uint32_t>(a);
+    return d != 0 && d < 0x80000000u;
+  }
+
+  std::vector<std::function<std::unique_ptr<db::Connection>()>> connect_;
+  std::vector<std::string> ids_;
+  int interval_ms_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::atomic<int64_t> polls_{0}, observations_{0}, forgiven_{0}, incarnations_{0};
+  int64_t more_decreases_ = 0;
+  std::vector<std::string> decreases_;
+};
 
 // The random numbers of one operation, drawn up front and always the same
 // number of them, so that the sequence of intended operations depends on the
@@ -564,6 +716,7 @@ class Writer {
         Tx("create-zone", [&](db::Connection& c) {
           if (ZoneId(c, zone)) throw Noop{};
           CreateZone(c, zone, serial);
+          NoteSetSerial(zone, serial);
         });
         Think(r);
         return;
@@ -576,6 +729,7 @@ class Writer {
       Tx("recreate-zone-1tx", [&](db::Connection& c) {
         DeleteZone(c, RequireZone(c, zone));
         CreateZone(c, zone, serial);
+        NoteSetSerial(zone, serial);
       });
     } else if (roll < 4) {
       if (Tx("recreate-zone-2tx", [&](db::Connection& c) { DeleteZone(c, RequireZone(c, zone)); }) ==
@@ -583,6 +737,7 @@ class Writer {
         Tx("create-zone", [&](db::Connection& c) {
           if (ZoneId(c, zone)) throw Noop{};
           CreateZone(c, zone, serial);
+          NoteSetSerial(zone, serial);
         });
       }
     } else if (roll < 22) {  // 18%
@@ -620,11 +775,43 @@ class Writer {
                       {ttl, zid, name, type}) == 0)
           throw Noop{};
       });
-    } else if (roll < 56) {
-      Tx("bump-serial", [&](db::Connection& c) {
+    } else if (roll < 51) {
+      // An operator setting a serial of their choice, lower ones included.
+      Tx("set-serial", [&](db::Connection& c) {
         int64_t zid = RequireZone(c, zone);
         c.Execute("UPDATE records SET content = ? WHERE domain_id = ? AND type = 'SOA'",
                   {Soa(zone, serial), zid});
+        NoteSetSerial(zone, serial);
+      });
+    } else if (roll < 53) {
+      // pdnsutil increase-serial / SOA-EDIT-API INCREASE: read, add one.
+      Tx("increase-serial", [&](db::Connection& c) {
+        int64_t zid = RequireZone(c, zone);
+        auto rows = c.Query("SELECT content FROM records WHERE domain_id = ? AND type = 'SOA'", {zid});
+        if (rows.size() != 1) throw Noop{};
+        const std::optional<int64_t> cur = SoaSerial(rows[0][0].AsText());
+        if (!cur) throw Noop{};
+        c.Execute("UPDATE records SET content = ? WHERE domain_id = ? AND type = 'SOA'",
+                  {Soa(zone, (*cur + 1) & 0xffffffffLL), zid});
+      });
+    } else if (roll < 56) {
+      // What PowerDNS writes for an RFC 2136 update with
+      // SOA-EDIT-DNSUPDATE=INCREASE: the RRset replaced (delete + insert),
+      // then the SOA replaced the same way with the serial plus one, in
+      // one transaction.
+      Tx("ddns-update", [&](db::Connection& c) {
+        int64_t zid = RequireZone(c, zone);
+        auto rows = c.Query("SELECT content FROM records WHERE domain_id = ? AND type = 'SOA'", {zid});
+        if (rows.size() != 1) throw Noop{};
+        const std::optional<int64_t> cur = SoaSerial(rows[0][0].AsText());
+        if (!cur) throw Noop{};
+        c.Execute("DELETE FROM records WHERE domain_id = ? AND name = ? AND type = ?", {zid, name, type});
+        const size_t n = 1 + r.u(6, 2);
+        for (size_t k = 0; k < n; ++k) {
+          InsertRecord(c, zid, name, type, contents[(r.u(8, contents.size()) + k) % contents.size()], ttl);
+        }
+        c.Execute("DELETE FROM records WHERE domain_id = ? AND name = ? AND type = 'SOA'", {zid, zone});
+        InsertRecord(c, zid, zone, "SOA", Soa(zone, (*cur + 1) & 0xffffffffLL), 3600);
       });
     } else if (roll < 59) {
       // A single-valued RRset (one logical row whatever its content).
@@ -810,6 +997,17 @@ class Mesh {
   Node& node(size_t i) { return *nodes_[i].node; }
   TcpProxy& link(size_t from, size_t to) { return *proxies_[from * nodes_.size() + to]; }
 
+  // The daemons' "conflict" section (--strategy).
+  json ConflictConfig() const {
+    json c = {{"strategy", opt_.strategy}};
+    if (opt_.strategy == "priority") {
+      json order = json::array();
+      for (const MeshNode& m : nodes_) order.push_back(m.node->id());
+      c["priority"] = order;
+    }
+    return c;
+  }
+
   void Setup() {
     const size_t n = static_cast<size_t>(opt_.nodes);
     fs::create_directories(opt_.workdir);
@@ -839,6 +1037,7 @@ class Mesh {
         // Nothing is purged during a run (and below any history retention).
         {"outbox_retention_seconds", int64_t{2} * 86400},
         {"log_level", opt_.log_level},
+        {"conflict", ConflictConfig()},
     };
     for (size_t i = 0; i < n; ++i) {
       std::vector<PeerRef> peers;
@@ -1507,6 +1706,7 @@ int Run(const Options& opt) {
     }
   } join_guard{stop_writers, threads};
 
+  std::unique_ptr<SerialPoller> serial_poller;  // stopped before the mesh is torn down
   bool setup_ok = false;
   bool checks_done = false;
   try {
@@ -1519,6 +1719,14 @@ int Run(const Options& opt) {
     setup_ok = true;
 
     // ---- workload and chaos
+    std::vector<std::function<std::unique_ptr<db::Connection>()>> poll_connect;
+    std::vector<std::string> poll_ids;
+    for (size_t i = 0; i < mesh.size(); ++i) {
+      poll_connect.push_back([&mesh, i] { return mesh.node(i).Connect(); });
+      poll_ids.push_back(mesh.node(i).id());
+    }
+    serial_poller = std::make_unique<SerialPoller>(poll_connect, poll_ids, opt.serial_poll_ms);
+    serial_poller->Start();
     for (size_t i = 0; i < mesh.size(); ++i) {
       writers.push_back(std::make_unique<Writer>(mesh.node(i), SubSeed(opt.seed, i), opt, stop_writers));
     }
@@ -1612,6 +1820,8 @@ int Run(const Options& opt) {
                             outbox_before[i].first, outbox_before[i].second, r[0][0].AsInt(), r[0][1].AsInt());
       }
     }
+
+    if (serial_poller) serial_poller->Stop();
 
     // ---- a. convergence
     std::vector<std::vector<std::string>> dumps;
@@ -1733,6 +1943,16 @@ int Run(const Options& opt) {
     verdict.Add("f. writes (accepted, or refused by a constraint after a race)", errors == 0,
                 fmt::format("{} committed, {} refused ({}%), {} no-ops, {} errors{}", committed, refused,
                             Percent(refused, committed + refused), noops, errors, errs));
+    if (opt.serial_poll_ms > 0) {
+      std::string steps;
+      for (const std::string& d : serial_poller->decreases()) steps += "\n  " + d;
+      verdict.Add(fmt::format("g. serials (never step back on a node; polled every {} ms)", opt.serial_poll_ms),
+                  serial_poller->decreases().empty(),
+                  fmt::format("{} polls, {} SOA observations, {} new zone incarnations, {} steps "
+                              "back to a serial a writer chose{}",
+                              serial_poller->polls(), serial_poller->observations(),
+                              serial_poller->incarnations(), serial_poller->forgiven(), steps));
+    }
     checks_done = true;
 
     // ---- per-node summary
