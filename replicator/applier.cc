@@ -689,20 +689,25 @@ void Applier::KillIncarnation(Context& ctx, ZoneState& zone, const Version& epoc
   zone.rv.epoch = epoch;
   zone.rv.siblings.clear();
   WriteRowVer("domains", zone.key, zone.rv);
+  DropParkedBefore(ctx, zone.name, epoch);
+  ctx.zones_touched.insert(zone.name);
+}
 
-  // Parked changes of older incarnations are dead now.
-  auto parked = conn_.Query("SELECT id, body FROM zm_parked WHERE zone = ? ORDER BY id", {zone.name});
+int64_t Applier::DropParkedBefore(Context& ctx, const std::string& zone, const Version& epoch) {
+  int64_t dropped = 0;
+  auto parked = conn_.Query("SELECT id, body FROM zm_parked WHERE zone = ? ORDER BY id", {zone});
   for (const db::Row& row : parked) {
     Change p = ChangeFromJson(json::parse(row[1].AsText()));
     if (!(p.epoch < epoch)) continue;
     conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
+    ++dropped;
     if (p.op == 'U') {
       RecordConflict(ctx, p, nullptr, std::nullopt, "zone-incarnation", ConflictDecision::kDropped,
-                     "zone " + zone.name + " was deleted (incarnation " + epoch.ToString() +
+                     "zone " + zone + " was deleted (incarnation " + epoch.ToString() +
                          ") while this change waited for it");
     }
   }
-  ctx.zones_touched.insert(zone.name);
+  return dropped;
 }
 
 void Applier::KillGroup(Context& ctx, const Change& c, GroupState& group, int64_t zone_id) {
@@ -934,7 +939,13 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
     ctx.clock_zones.insert(clock.zone);
   }
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
-  for (const std::string& zone : ctx.clock_zones) {
+  // A snapshot's SOA rows carry the peer's serial; its clocks come in the
+  // last pages. Until then a zone this node already serves keeps its own
+  // clock's serial (a join onto a node with data must not show an older
+  // one); a zone new here has no clock and serves the row as it came.
+  std::set<std::string> publish = ctx.clock_zones;
+  publish.insert(result.zones.begin(), result.zones.end());
+  for (const std::string& zone : publish) {
     if (clocks_.Publish(zone)) result.zones.insert(zone);
   }
   tx.Commit();
@@ -1306,8 +1317,16 @@ ApplyResult Applier::RetryParked() {
   BeginTx(false);
   int64_t before = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
   for (const db::Row& z : zones) {
-    if (!conn_.Query("SELECT id FROM domains WHERE name = ?", {z[0]}).empty())
-      RetryParkedFor(ctx, z[0].AsText());
+    const std::string zone = z[0].AsText();
+    if (!conn_.Query("SELECT id FROM domains WHERE name = ?", {zone}).empty()) {
+      RetryParkedFor(ctx, zone);
+      continue;
+    }
+    // A zone deleted here (by a local writer, whose delete the applier
+    // never saw) ends the incarnations before it: changes parked for them
+    // would wait for ever.
+    ZoneState state = LoadZone(zone);
+    if (state.rv.known && state.rv.deleted) DropParkedBefore(ctx, zone, state.rv.epoch);
   }
   int64_t after = conn_.Query("SELECT COUNT(*) FROM zm_parked")[0][0].AsInt();
   for (const std::string& zone : ctx.clock_zones) {

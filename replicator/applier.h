@@ -166,6 +166,9 @@ class Applier {
   void Decide(Context& ctx, const Change& c, const RowVer& local, std::optional<int64_t> zone_id);
   void KillIncarnation(Context& ctx, ZoneState& zone, const schema::Version& epoch,
                        const schema::Version& version, const schema::VersionVector& vv);
+  // Drops the zone's parked changes written in incarnations older than
+  // `epoch` (recorded as conflicts). Returns how many.
+  int64_t DropParkedBefore(Context& ctx, const std::string& zone, const schema::Version& epoch);
   // Ends the local incarnation of `c`'s group: its rows go, the group
   // moves to c.group_epoch.
   void KillGroup(Context& ctx, const Change& c, GroupState& group, int64_t zone_id);

@@ -280,6 +280,31 @@ TEST_P(ApplierTest, TwoNodesReplacingTheSameRRsetConverge) {
   EXPECT_EQ(a.Count("SELECT COUNT(*) FROM records WHERE content = '192.0.2.1'"), 0);
 }
 
+// Changes parked for a zone's incarnation that a local writer then ended
+// (the zone created and deleted here before they could apply) are dropped,
+// not kept waiting for a zone that will never come back.
+TEST_P(ApplierTest, ChangesParkedForAnIncarnationALocalDeleteEndedAreDropped) {
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  Node& c = NewNode("c");
+  a.w->CreateZone("example.com");
+  mesh_.Sync(a, c);
+  c.w->AddRecord("example.com", "c.example.com", "A", "192.0.2.3");
+  ASSERT_EQ(mesh_.Sync(c, b).parked, 1);
+  // b's own zone of that name, a newer incarnation, deleted again.
+  b.w->CreateZone("example.com");
+  b.w->DeleteZone("example.com");
+  b.applier->RetryParked();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_parked"), 0);
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_conflict WHERE strategy = 'zone-incarnation' AND "
+                    "decision = 'dropped'"),
+            1);
+  mesh_.SyncAll();
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_parked"), 0);
+}
+
 TEST_P(ApplierTest, ChangesForAZoneNotHereYetWaitForIt) {
   Node& a = NewNode("a");
   Node& b = NewNode("b");
