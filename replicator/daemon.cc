@@ -160,6 +160,25 @@ struct Daemon::Impl {
   // One attempt at the initial snapshot, from each peer in turn. REQUIRES:
   // no batch is being applied (startup, or apply_mu held).
   void TryInitialJoin() {
+    try {
+      auto conn = Open();
+      if (!conn->Query("SELECT 1 FROM zm_outbox LIMIT 1").empty()) {
+        // Written to before any peer answered: a snapshot would now land on
+        // data of this node's own (and a row's shown state from a peer is not
+        // all it knows of that row). Such a node takes part as one with data.
+        conn->Execute("DELETE FROM zm_meta WHERE name = 'join_pending'");
+        join_pending = false;
+        status.SetInitialSync("");
+        spdlog::warn(
+            "initial snapshot given up: this node has local changes of its own, written before "
+            "any peer answered; its peers send it their history instead (a peer that purged what "
+            "it needs marks it needs-resync: then run `zonemesh join --discard-local`)");
+        return;
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("initial snapshot: {}", e.what());
+      return;
+    }
     std::string why;
     for (const PeerConfig& p : config.peers) {
       try {

@@ -167,6 +167,36 @@ TEST(Join, EmptyNodeWaitsForItsInitialSnapshotUntilAPeerAnswers) {
   EXPECT_TRUE(b.Status()["initial_sync"].is_null());
 }
 
+// An empty node written to before any peer answered is no longer empty: it
+// gives its initial snapshot up (a snapshot would land on its own data) and
+// takes part like any node with data; its peer sends it its history.
+TEST(Join, EmptyNodeWrittenToBeforeAnyPeerAnswersGivesUpItsInitialSnapshot) {
+  Cluster mesh(2, "joingiveup");
+  Node& a = mesh[0];
+  Node& b = mesh[1];
+  {
+    auto conn = a.Connect();
+    PdnsWriter(*conn).CreateZone("from-a.example");
+  }
+  b.Start();  // a is down: b waits for a snapshot
+  ASSERT_TRUE(mesh.WaitUntil("b waits for its initial snapshot", [&] {
+    auto h = b.Http("GET", "/health");
+    return h.status == 503 && h.body.find("initial snapshot") != std::string::npos;
+  }));
+  {
+    auto conn = b.Connect();
+    PdnsWriter(*conn).CreateZone("early.example");
+  }
+  ASSERT_TRUE(mesh.WaitUntil("b gave its initial snapshot up", [&] {
+    return b.Status()["initial_sync"].is_null() && b.Http("GET", "/health").status == 200;
+  }));
+  EXPECT_EQ(Count(b, "SELECT COUNT(*) FROM zm_meta WHERE name = 'join_pending'"), 0);
+  a.Start();
+  ASSERT_TRUE(mesh.WaitForConvergence());
+  EXPECT_EQ(Count(a, "SELECT COUNT(*) FROM domains WHERE name = 'early.example'"), 1);
+  EXPECT_EQ(Count(b, "SELECT COUNT(*) FROM domains WHERE name = 'from-a.example'"), 1);
+}
+
 TEST(Join, NodeAwayLongerThanTheHistoryIsMarkedAndResyncs) {
   json o{{"history_retention_seconds", 10}, {"outbox_retention_seconds", 0}};
   Cluster mesh(2, "resync", o);
