@@ -132,35 +132,41 @@ std::vector<std::string> ZoneClocks::Zones() {
 }
 
 bool ZoneClocks::Publish(const std::string& zone) {
-  // The SOA rows are locked before the clock is read: a local writer's SOA
-  // write (whose trigger moves the clock and writes its serial into the row)
-  // committed between a read of the clock and this update would otherwise
-  // be overwritten with the older, lower serial. Under READ COMMITTED the
-  // clock read after the lock sees that writer's commit; SQLite has one
-  // writer, and a commit after this transaction's first read fails its
-  // first write (tried again).
-  auto zone_id = conn_.Query("SELECT id FROM domains WHERE name = ?", {zone});
-  if (zone_id.empty()) return false;
-  const std::vector<db::Row> soa = conn_.Query(
-      "SELECT id, content FROM records WHERE domain_id = ? AND type = 'SOA'" +
-          schema::SqlDialect(conn_.dialect()).ForUpdate(),
-      {zone_id[0][0]});
-  std::optional<ZoneClock> clock = Load(zone);
-  if (!clock) return false;
-  std::optional<int64_t> value = clock->Value();
-  if (!value) return false;
-  const uint32_t served = schema::ServedSerial(*value);
+  // A local writer's SOA write (whose trigger moves the clock and writes
+  // its serial into the row) may commit between this read of the row and
+  // the update below; under READ COMMITTED the update would then put the
+  // older, lower serial back. So the update applies only to the content
+  // read, and a row changed meanwhile is read again with the clock, which
+  // now holds that writer's move. No locking read: on InnoDB it would lock
+  // every record of the zone it scans, and the applier waits for no lock.
+  constexpr int kAttempts = 5;
   bool changed = false;
-  for (const db::Row& r : soa) {
-    if (r[1].IsNull()) continue;
-    const std::string content = r[1].AsText();
-    std::optional<uint32_t> serial = schema::SoaSerial(content);
-    if (!serial || *serial == served) continue;
-    conn_.Execute("UPDATE records SET content = ? WHERE id = ?",
-                  {schema::WithSoaSerial(content, served), r[0]});
-    changed = true;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const std::vector<db::Row> soa = conn_.Query(
+        "SELECT r.id, r.content FROM records r JOIN domains d ON d.id = r.domain_id "
+        "WHERE d.name = ? AND r.type = 'SOA'",
+        {zone});
+    std::optional<ZoneClock> clock = Load(zone);
+    if (!clock) return changed;
+    std::optional<int64_t> value = clock->Value();
+    if (!value) return changed;
+    const uint32_t served = schema::ServedSerial(*value);
+    bool raced = false;
+    for (const db::Row& r : soa) {
+      if (r[1].IsNull()) continue;
+      const std::string content = r[1].AsText();
+      std::optional<uint32_t> serial = schema::SoaSerial(content);
+      if (!serial || *serial == served) continue;
+      if (conn_.Execute("UPDATE records SET content = ? WHERE id = ? AND content = ?",
+                        {schema::WithSoaSerial(content, served), r[0], content}) > 0) {
+        changed = true;
+      } else {
+        raced = true;
+      }
+    }
+    if (!raced) return changed;
   }
-  return changed;
+  return changed;  // still racing: the next round publishes again
 }
 
 void ZoneClocks::Forget(const std::string& zone) {
