@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <optional>
 #include <set>
@@ -296,8 +297,9 @@ struct Daemon::Impl {
         }
         if (stamped == 0 && unfinished_round) {
           // The last round's serials could not be published (a lock, a
-          // reader the SQLite writes gave way to): again, soon.
-          SleepUnlessStopping(2);
+          // reader the SQLite writes gave way to): again, soon (2 ms,
+          // doubling up to a second while it keeps failing).
+          SleepUnlessStopping(2 << std::min(unfinished_round->failures - 1, 9));
           AfterLocalRound(*outbox, unfinished_round->before_csn, {});
         } else if (stamped == 0) {
           conn->WaitForChange(std::chrono::milliseconds(config.poll_interval_ms));
@@ -350,7 +352,8 @@ struct Daemon::Impl {
       }
       // One line per failed stretch, not per attempt.
       if (!unfinished_round) spdlog::warn("after a local commit round: {}; trying again", e.what());
-      unfinished_round = UnfinishedRound{before_csn, std::move(clock_zones)};
+      const int failures = unfinished_round ? unfinished_round->failures + 1 : 1;
+      unfinished_round = UnfinishedRound{before_csn, std::move(clock_zones), failures};
     }
   }
 
@@ -452,6 +455,7 @@ struct Daemon::Impl {
   struct UnfinishedRound {
     int64_t before_csn;
     std::set<std::string> zones;
+    int failures;  // attempts in a row that failed
   };
   std::optional<UnfinishedRound> unfinished_round;
   int64_t last_conflict_summary = 0;
