@@ -65,19 +65,20 @@ std::string TableSql::ColumnList() const {
   return cols;
 }
 
+std::string TableSql::SelectRowsWhere(const std::string& where) const {
+  return "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
+         where + " ORDER BY " + spec_.id_column;
+}
+
 Statement TableSql::SelectCopies(const schema::RowImage& row, std::optional<int64_t> zone_id) const {
   Statement st;
-  std::string where = KeyMatch(row, zone_id, &st.params);
-  st.sql = "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
-           where + " ORDER BY " + spec_.id_column;
+  st.sql = SelectRowsWhere(KeyMatch(row, zone_id, &st.params));
   return st;
 }
 
 Statement TableSql::SelectGroup(const schema::RowImage& row, int64_t zone_id) const {
   Statement st;
-  std::string where = GroupMatch(row, zone_id, &st.params);
-  st.sql = "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
-           where + " ORDER BY " + spec_.id_column;
+  st.sql = SelectRowsWhere(GroupMatch(row, zone_id, &st.params));
   return st;
 }
 

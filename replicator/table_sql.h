@@ -60,6 +60,8 @@ class TableSql {
   // "col = ?" exact on every database, NULL-aware; appends the parameter(s).
   std::string ColumnEquals(const std::string& col, const db::Value& v, db::Params* params) const;
   std::string ColumnList() const;
+  // SELECT id and every column of the rows matching `where`, by id.
+  std::string SelectRowsWhere(const std::string& where) const;
   std::string ColumnRead(const std::string& col, schema::ColumnType type) const;
 
   schema::SqlDialect d_;
