@@ -727,20 +727,10 @@ void Applier::KillGroup(Context& ctx, const Change& c, GroupState& group, int64_
       lost.zone = c.row.zone;
       for (size_t i = 0; i < spec.columns.size(); ++i)
         lost.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
-      Change gone;
-      gone.spec = &spec;
-      gone.op = 'U';
-      gone.row = lost;
-      gone.key = schema::EncodeKey(spec, lost);
-      RowVer rv = LockRowVer(spec.name, gone.key);
-      gone.version = rv.version;
-      gone.vv = rv.vv;
-      gone.epoch = rv.epoch;
-      gone.group_epoch = group.epoch;
-      RecordConflict(ctx, gone, nullptr, std::nullopt, "rrset-replace", ConflictDecision::kDropped,
-                     spec.name + " set " + schema::GroupKey(spec, c.row) + " replaced on " +
-                         c.version.node + " (incarnation " + c.group_epoch.ToString() +
-                         ") concurrently with this row");
+      RecordDroppedSetRow(ctx, spec, lost, group.epoch,
+                          spec.name + " set " + schema::GroupKey(spec, c.row) + " replaced on " +
+                              c.version.node + " (incarnation " + c.group_epoch.ToString() +
+                              ") concurrently with this row");
     }
     ctx.result->zones.insert(*c.row.zone);
   }
@@ -752,6 +742,23 @@ void Applier::KillGroup(Context& ctx, const Change& c, GroupState& group, int64_
                          {"tbl", "kid"}, {"epoch_hlc", "epoch_node"}),
                 {spec.name, schema::KeyId(conn_.dialect(), gkey), gkey, *c.row.zone,
                  group.epoch.hlc, group.epoch.node});
+}
+
+void Applier::RecordDroppedSetRow(Context& ctx, const schema::TableSpec& spec,
+                                  const schema::RowImage& row, const Version& row_group_epoch,
+                                  const std::string& reason) {
+  Change gone;
+  gone.spec = &spec;
+  gone.op = 'U';
+  gone.row = row;
+  gone.key = schema::EncodeKey(spec, row);
+  RowVer rv = LockRowVer(spec.name, gone.key);
+  gone.version = rv.version;
+  gone.vv = rv.vv;
+  gone.epoch = rv.epoch;
+  gone.group_epoch = row_group_epoch;
+  RecordConflict(ctx, gone, nullptr, std::nullopt, "rrset-replace", ConflictDecision::kDropped,
+                 reason);
 }
 
 void Applier::Park(Context& ctx, const Change& c) {
@@ -1229,37 +1236,79 @@ int64_t Applier::RemoveAllOrphans() {
   return removed;
 }
 
-int64_t Applier::RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes) {
+int64_t Applier::RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes,
+                                         std::set<std::string>* zones) {
   int64_t removed = 0;
+  ApplyResult result;
+  Context ctx;
+  ctx.result = &result;
   db::Transaction tx(conn_);
   BeginTx(false);
+  std::set<RowKey> swept;  // sets looked through once
   for (const Change& c : local_changes) {
     if (c.op != 'U' || !c.spec->is_grouped() || !c.row.zone) continue;
-    const std::string gkey = schema::GroupKey(*c.spec, c.row);
-    auto g = conn_.Query("SELECT epoch_hlc, epoch_node FROM zm_group WHERE tbl = ? AND kid = ?",
-                         {c.spec->name, schema::KeyId(conn_.dialect(), gkey)});
-    if (g.empty()) continue;
-    const Version group_epoch{g[0][0].AsInt(), g[0][1].AsText()};
-    if (!(c.group_epoch < group_epoch)) continue;
-    // The row's version must still be the one written in the ended
-    // incarnation: a later write moved it on.
-    RowVer rv = LockRowVer(c.spec->name, c.key);
-    if (rv.version != c.version) continue;
+    const schema::TableSpec& spec = *c.spec;
+    const std::string gkey = schema::GroupKey(spec, c.row);
+    // A set never replaced has no ended incarnation: no lock needed.
+    auto g = conn_.Query("SELECT epoch_hlc FROM zm_group WHERE tbl = ? AND kid = ?",
+                         {spec.name, schema::KeyId(conn_.dialect(), gkey)});
+    if (g.empty() || g[0][0].AsInt() == 0) continue;
+    // Locked, so that the applier neither ends nor fills it meanwhile.
+    const Version group_epoch = LockGroup(spec, gkey, *c.row.zone).epoch;
     auto z = conn_.Query("SELECT id FROM domains WHERE name = ?", {*c.row.zone});
     if (z.empty()) continue;
-    Statement del = TableSql(conn_.dialect(), *c.spec).Delete(c.row, z[0][0].AsInt());
-    removed += conn_.Execute(del.sql, del.params);
+    const int64_t zone_id = z[0][0].AsInt();
+    TableSql sql(conn_.dialect(), spec);
+    if (c.group_epoch < group_epoch) {
+      // The row's version must still be the one written in the ended
+      // incarnation: a later write moved it on.
+      RowVer rv = LockRowVer(spec.name, c.key);
+      if (rv.version != c.version) continue;
+      Statement del = sql.Delete(c.row, zone_id);
+      const int64_t n = conn_.Execute(del.sql, del.params);
+      removed += n;
+      if (n > 0 && zones) zones->insert(*c.row.zone);
+      continue;
+    }
+    if (c.group_epoch != group_epoch || !swept.insert({spec.name, gkey}).second) continue;
+    // The change is of the current incarnation: rows recorded in an older
+    // one are leftovers its replace did not see.
+    Statement sel = sql.SelectGroup(c.row, zone_id);
+    for (const db::Row& r : conn_.Query(sel.sql, sel.params)) {
+      schema::RowImage image;
+      image.zone = c.row.zone;
+      for (size_t i = 0; i < spec.columns.size(); ++i)
+        image.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
+      const std::string key = schema::EncodeKey(spec, image);
+      if (key == c.key) continue;
+      RowVer rv = LockRowVer(spec.name, key);
+      // Unversioned rows predate replication; a recorded delete or another
+      // zone incarnation is not this set's history.
+      if (!rv.known || rv.deleted || rv.epoch != c.epoch || !(rv.group_epoch < group_epoch)) {
+        continue;
+      }
+      Statement del = sql.Delete(image, zone_id);
+      const int64_t n = conn_.Execute(del.sql, del.params);
+      if (n == 0) continue;
+      removed += n;
+      if (zones) zones->insert(*c.row.zone);
+      RecordDroppedSetRow(ctx, spec, image, rv.group_epoch,
+                          spec.name + " set " + gkey + " replaced here (incarnation " +
+                              group_epoch.ToString() +
+                              ") by a writer that did not see this row, committed meanwhile");
+    }
   }
   tx.Commit();
   if (removed > 0) {
-    spdlog::info("removed {} row(s) written into RRsets or metadata kinds a replicated replace had "
+    spdlog::info("removed {} row(s) of RRsets or metadata kinds whose incarnation a replace had "
                  "just ended",
                  removed);
   }
   return removed;
 }
 
-int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes) {
+int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes,
+                                       std::set<std::string>* zones) {
   int64_t removed = 0;
   db::Transaction tx(conn_);
   BeginTx(false);
@@ -1294,8 +1343,10 @@ int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes)
     }
     if (!kept) continue;  // nothing equals the captured value: leave it to the next write
     for (const db::Value& id : stale) {
-      removed += conn_.Execute("DELETE FROM " + c.spec->name + " WHERE " + c.spec->id_column + " = ?",
-                               {id});
+      const int64_t n = conn_.Execute(
+          "DELETE FROM " + c.spec->name + " WHERE " + c.spec->id_column + " = ?", {id});
+      removed += n;
+      if (n > 0 && zones && c.row.zone) zones->insert(*c.row.zone);
     }
   }
   tx.Commit();

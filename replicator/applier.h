@@ -128,17 +128,27 @@ class Applier {
   // Returns rows removed.
   int64_t RemoveAllOrphans();
 
-  // Removes local rows whose capture put them into a group incarnation that
-  // had already ended here: a local writer that read an RRset's incarnation
-  // just before a replicated replace of that RRset committed. The changes
-  // named are local ones just stamped. Returns rows removed.
-  int64_t RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes);
+  // Removes rows of ended group incarnations that local writes left behind
+  // (the changes named are local upserts just stamped):
+  // - a local row captured into an incarnation that had already ended here
+  //   (its writer read the RRset's incarnation just before a replicated
+  //   replace of it committed);
+  // - where a local change belongs to its set's current incarnation, every
+  //   other row of the set recorded in an older one: a row the local
+  //   replace did not see because it was committed (by the applier or
+  //   another local writer) after the replace's DELETE had read the set.
+  //   Every other node ends those rows when the replace reaches it.
+  // Adds the zones it changed to `zones`. Returns rows removed.
+  int64_t RemoveRowsOfEndedGroups(const std::vector<Change>& local_changes,
+                                  std::set<std::string>* zones = nullptr);
 
   // Whether local upserts may have raced with this applier in the last
   // minute: it inserted keys without finding a row (a local insert of the
-  // same key may have met it unseen), or ended group incarnations. Then the
-  // keys IsRaceSuspect names deserve RemoveStaleDuplicates and
-  // RemoveRowsOfEndedGroups once their local changes are stamped.
+  // same key may have met it unseen, or a local replace of its set may
+  // have missed it), or ended group incarnations. Then the keys
+  // IsRaceSuspect names deserve RemoveStaleDuplicates once their local
+  // changes are stamped (RemoveRowsOfEndedGroups looks at every local
+  // change of a grouped table).
   bool HasRaceSuspects();
   bool IsRaceSuspect(const std::string& table, const std::string& key);
 
@@ -146,8 +156,9 @@ class Applier {
   // (each unaware of the other), the table holds two physical rows for one
   // logical row. For the local upserts named (just stamped), keeps the
   // physical rows equal to the logical row's value and removes the others.
-  // Returns rows removed.
-  int64_t RemoveStaleDuplicates(const std::vector<Change>& local_changes);
+  // Adds the zones it changed to `zones`. Returns rows removed.
+  int64_t RemoveStaleDuplicates(const std::vector<Change>& local_changes,
+                                std::set<std::string>* zones = nullptr);
 
  private:
   struct RowVer;
@@ -225,7 +236,11 @@ class Applier {
   // Race suspects (HasRaceSuspects): key or group -> when (µs). Past a size
   // bound (a bulk catch-up), every key is a suspect for a while instead.
   std::map<RowKey, int64_t> blind_inserts_;
-  std::map<RowKey, int64_t> ended_groups_;
+  std::map<RowKey, int64_t> ended_groups_;  // (table, group key)
+  // A row of a set the applier dropped because a replace ended it, recorded
+  // as a conflict (KillGroup, RemoveRowsOfEndedGroups).
+  void RecordDroppedSetRow(Context& ctx, const schema::TableSpec& spec, const schema::RowImage& row,
+                           const schema::Version& row_group_epoch, const std::string& reason);
   int64_t all_suspect_until_ = 0;
   void NoteBlindInsert(const schema::TableSpec& spec, const schema::RowImage& row);
   std::unique_ptr<TxCache> tx_;

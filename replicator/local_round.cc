@@ -1,5 +1,7 @@
 #include "replicator/local_round.h"
 
+#include "schema/spec.h"
+
 namespace zonemesh {
 
 namespace {
@@ -11,17 +13,26 @@ constexpr size_t kMaxSuspectChanges = 10000;
 std::set<std::string> FinishLocalRound(Applier& applier, Outbox& outbox, int64_t before_csn,
                                        const std::set<std::string>& clock_zones) {
   std::set<std::string> changed = applier.PublishSerials(clock_zones);
-  if (!applier.HasRaceSuspects()) return changed;
-  std::vector<Change> suspects = outbox.UpsertsAfter(
+  // Every local upsert into an RRset or metadata kind may have ended a set
+  // incarnation (a replace) or been written into one that had just ended:
+  // local writers race each other as much as they race the applier.
+  const bool suspects = applier.HasRaceSuspects();
+  std::vector<Change> upserts = outbox.UpsertsAfter(
       before_csn,
-      [&](const std::string& table, const std::string& key) { return applier.IsRaceSuspect(table, key); },
+      [&](const std::string& table, const std::string& key) {
+        const schema::TableSpec* spec = schema::FindTable(table);
+        return (spec && spec->is_grouped()) || (suspects && applier.IsRaceSuspect(table, key));
+      },
       kMaxSuspectChanges);
-  if (suspects.empty()) return changed;
-  applier.RemoveStaleDuplicates(suspects);
-  applier.RemoveRowsOfEndedGroups(suspects);
-  for (const Change& c : suspects) {
-    if (c.row.zone) changed.insert(*c.row.zone);
+  if (upserts.empty()) return changed;
+  if (suspects) {
+    std::vector<Change> raced;
+    for (const Change& c : upserts) {
+      if (applier.IsRaceSuspect(c.spec->name, c.key)) raced.push_back(c);
+    }
+    if (!raced.empty()) applier.RemoveStaleDuplicates(raced, &changed);
   }
+  applier.RemoveRowsOfEndedGroups(upserts, &changed);
   return changed;
 }
 

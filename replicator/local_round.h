@@ -1,8 +1,10 @@
 // What follows a local commit round once the outbox thread stamped it: the
 // serials of the zones it changed without an SOA write go up in their SOA
-// rows, and rows that met a replicated write unseen are mended
-// (Applier::HasRaceSuspects). The daemon runs it after every stamp; tests
-// that stamp by hand run it too.
+// rows, and rows that met a concurrent write unseen are mended: duplicate
+// copies of a key a replicated insert also wrote (Applier::HasRaceSuspects),
+// and rows of RRsets and metadata kinds whose incarnation a replace ended
+// without seeing them (Applier::RemoveRowsOfEndedGroups). The daemon runs
+// it after every stamp; tests that stamp by hand run it too.
 #ifndef ZONEMESH_REPLICATOR_LOCAL_ROUND_H_
 #define ZONEMESH_REPLICATOR_LOCAL_ROUND_H_
 

@@ -4,6 +4,7 @@
 // PostgreSQL and MariaDB alike, and on a mesh mixing all three.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -278,6 +279,70 @@ TEST_P(ApplierTest, TwoNodesReplacingTheSameRRsetConverge) {
   mesh_.Sync(b, a);
   mesh_.ExpectConverged();
   EXPECT_EQ(a.Count("SELECT COUNT(*) FROM records WHERE content = '192.0.2.1'"), 0);
+}
+
+// PostgreSQL's DELETE reads the rows it deletes from the snapshot its
+// statement started with: a row another transaction commits after that is
+// neither deleted nor seen by the capture's "set emptied" check, so a
+// replace in flight misses it and the row outlives it here, while every
+// other node ends it when the replace arrives. (SQLite runs one writer at a
+// time; InnoDB's DELETE locks the range it read, so a late insert waits and
+// joins the new incarnation.) A REPEATABLE READ transaction stands for the
+// statement's snapshot, so that the interleaving is the same on every run.
+void ReplaceFromAnOldSnapshot(Node& n, const std::function<void()>& meanwhile,
+                              const std::string& content) {
+  auto replacer = db::Open(n.cfg);
+  replacer->BeginSnapshot();
+  const Value id = replacer->Query("SELECT id FROM domains WHERE name = 'example.com'")[0][0];
+  meanwhile();
+  replacer->Execute("DELETE FROM records WHERE domain_id = ? AND name = ? AND type = 'TXT'",
+                    {id, "txt.example.com"});
+  replacer->Execute(
+      "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth) "
+      "VALUES (?, 'txt.example.com', 'TXT', ?, 300, 0, ?, ?)",
+      {id, content, Value(false), Value(true)});
+  replacer->Commit();
+}
+
+TEST_P(ApplierTest, ARowTheApplierCommittedUnseenByALocalReplaceEndsWithIt) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "only PostgreSQL lets a DELETE miss a row committed while it runs";
+  }
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  a.w->CreateZone("example.com");
+  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
+  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+  mesh_.SyncAll();
+  a.w->AddRecord("example.com", "txt.example.com", "TXT", "\"added on a\"");
+  ReplaceFromAnOldSnapshot(b, [&] { mesh_.Sync(a, b); }, "\"replaced on b\"");
+  mesh_.Sync(b, a);  // b's round is stamped and finished
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'TXT'"), 1)
+      << "b kept a row its own replace ended";
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(a.Count("SELECT COUNT(*) FROM records WHERE content = '\"replaced on b\"'"), 1);
+  EXPECT_EQ(ConflictCount(b, "dropped"), 1);
+}
+
+TEST_P(ApplierTest, ALocalRowCommittedUnseenByALocalReplaceEndsWithIt) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "only PostgreSQL lets a DELETE miss a row committed while it runs";
+  }
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  // All written on b: its applier has written nothing that could race.
+  b.w->CreateZone("example.com");
+  b.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
+  b.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+  mesh_.Sync(b, a);
+  ReplaceFromAnOldSnapshot(
+      b, [&] { b.w->AddRecord("example.com", "txt.example.com", "TXT", "\"added on b\""); },
+      "\"replaced on b\"");
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'TXT'"), 1);
+  EXPECT_EQ(a.Count("SELECT COUNT(*) FROM records WHERE content = '\"replaced on b\"'"), 1);
 }
 
 // Changes parked for a zone's incarnation that a local writer then ended
