@@ -274,6 +274,12 @@ std::vector<std::string> SqliteCapture(const SqlDialect& d, const TableSpec& spe
     joins += " LEFT JOIN zm_group g ON g.tbl = " + tbl + " AND g.kid = c.g";
     gepoch_hlc = "COALESCE(g.epoch_hlc, 0)";
     gepoch_node = "COALESCE(g.epoch_node, '')";
+    if (op == 'D') {
+      // A delete belongs to the incarnation of the row it deleted.
+      const std::string versioned = "rv.hlc > 0 AND rv.deleted = 0";
+      gepoch_hlc = "(CASE WHEN " + versioned + " THEN rv.gepoch_hlc ELSE " + gepoch_hlc + " END)";
+      gepoch_node = "(CASE WHEN " + versioned + " THEN rv.gepoch_node ELSE " + gepoch_node + " END)";
+    }
   }
   std::string serial_base = "NULL", serial_count = "NULL";
   if (HoldsSoa(spec) && op == 'U') {
@@ -480,9 +486,15 @@ BEGIN
       hlc = GREATEST(EXCLUDED.hlc, r.clock + 1),
       clock = GREATEST(EXCLUDED.hlc, r.clock + 1),
       node = EXCLUDED.node, deleted = EXCLUDED.deleted, zone = EXCLUDED.zone,
-      rkey = EXCLUDED.rkey, gepoch_hlc = EXCLUDED.gepoch_hlc, gepoch_node = EXCLUDED.gepoch_node,
+      rkey = EXCLUDED.rkey,
+      -- A delete belongs to the incarnation of the row it deleted.
+      gepoch_hlc = CASE WHEN p_op = 'D' AND r.hlc > 0 AND r.deleted = 0 THEN r.gepoch_hlc
+                        ELSE EXCLUDED.gepoch_hlc END,
+      gepoch_node = CASE WHEN p_op = 'D' AND r.hlc > 0 AND r.deleted = 0 THEN r.gepoch_node
+                         ELSE EXCLUDED.gepoch_node END,
       siblings = NULL
-    RETURNING hlc, vv, epoch_hlc, epoch_node INTO v_hlc, v_vv, v_eh, v_en;
+    RETURNING hlc, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node
+      INTO v_hlc, v_vv, v_eh, v_en, v_gh, v_gn;
   IF p_soa AND p_op = 'U' THEN
     SELECT base INTO v_sb FROM zm_zone WHERE zone = p_zone;
     SELECT n INTO v_sc FROM zm_serial WHERE zone = p_zone AND origin = p_node AND kind = 'E';
@@ -684,6 +696,11 @@ BEGIN
     VALUES (p_tbl, v_kid, p_key, v_now, p_node, v_now, JSON_OBJECT(p_node, v_now + 0),
             IF(p_op = 'D', 1, 0), p_zone, v_eh, v_en, v_gh, v_gn, NULL)
     ON DUPLICATE KEY UPDATE
+      -- A delete belongs to the incarnation of the row it deleted (read
+      -- here, current, not from the transaction's snapshot as zm_group
+      -- was). First: later assignments see the columns already assigned.
+      gepoch_hlc = IF(p_op = 'D' AND hlc > 0 AND deleted = 0, gepoch_hlc, VALUES(gepoch_hlc)),
+      gepoch_node = IF(p_op = 'D' AND hlc > 0 AND deleted = 0, gepoch_node, VALUES(gepoch_node)),
       epoch_hlc = IF(p_kind = 1 AND p_op = 'D', GREATEST(VALUES(hlc), clock + 1),
                      IF(p_kind = 1, epoch_hlc, VALUES(epoch_hlc))),
       epoch_node = IF(p_kind = 1 AND p_op <> 'D', epoch_node, VALUES(epoch_node)),
@@ -691,8 +708,9 @@ BEGIN
       hlc = GREATEST(VALUES(hlc), clock + 1),
       clock = hlc,
       node = VALUES(node), deleted = VALUES(deleted), zone = VALUES(zone), rkey = VALUES(rkey),
-      gepoch_hlc = VALUES(gepoch_hlc), gepoch_node = VALUES(gepoch_node), siblings = NULL;
-  SELECT hlc, vv, epoch_hlc, epoch_node INTO v_hlc, v_vv, v_eh, v_en
+      siblings = NULL;
+  SELECT hlc, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node
+    INTO v_hlc, v_vv, v_eh, v_en, v_gh, v_gn
     FROM zm_rowver WHERE tbl = p_tbl AND kid = v_kid;
   IF p_soa = 1 AND p_op = 'U' THEN
     SELECT base INTO v_sb FROM zm_zone WHERE zone = p_zone;
