@@ -640,6 +640,7 @@ TEST(PowerDnsDdns, DdnsOnEveryNodeWithASecondary) {
       if (l.refused == 0) continue;
       if (m.server(i).name() == "a") {
         const auto [reasons, lines] = UpdateFailures(m.server(i), 0);
+        for (const auto& [why, n] : reasons) std::cout << "[ddns]   " << n << " x " << why << std::endl;
         int locked = 0;
         for (const auto& [why, n] : reasons) {
           if (why.find("database is locked") != std::string::npos) locked += n;
