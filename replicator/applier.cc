@@ -94,6 +94,35 @@ std::vector<conflict::State> StatesFromJson(const schema::TableSpec& spec, const
 
 }  // namespace
 
+std::vector<Change> SiblingsAsChanges(const Change& row, const std::string& siblings) {
+  std::vector<Change> out;
+  if (siblings.empty()) return out;
+  std::vector<conflict::State> states;
+  try {
+    states = StatesFromJson(*row.spec, siblings);
+  } catch (const std::exception& e) {
+    spdlog::warn("{} [{}]: concurrent states unreadable ({}); sent without them", row.spec->name,
+                 row.key, e.what());
+    return out;
+  }
+  if (states.size() < 2 || states.size() > kMaxSiblings) return out;
+  for (const conflict::State& st : states) {
+    Change c = row;
+    c.siblings.clear();
+    c.serial.reset();
+    c.op = st.exists ? 'U' : 'D';
+    c.version = st.version;
+    c.vv = st.vv;
+    if (st.exists && st.image) {
+      c.row.values = st.image->values;
+    } else if (st.exists) {
+      return {};  // a live state without its image: nothing to send
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 const char* ConflictDecisionName(ConflictDecision d) {
   switch (d) {
     case ConflictDecision::kKeepLocal:
@@ -929,7 +958,15 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
   for (const Change& c : rows) {
     conn_.ExecuteDdl("SAVEPOINT zm_change");
     try {
-      ApplyChange(ctx, c);
+      if (c.siblings.empty()) {
+        ApplyChange(ctx, c);
+      } else {
+        // The serving node's concurrent states of the row, one by one (the
+        // row as served claims their joined vector, so that after it they
+        // would look seen): later changes are decided among the same
+        // states here as there, and the strategy shows what it showed.
+        for (const Change& s : c.siblings) ApplyChange(ctx, s);
+      }
       conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
       result.applied++;
     } catch (const db::Error& e) {

@@ -43,6 +43,11 @@ enum class ConflictDecision {
 };
 const char* ConflictDecisionName(ConflictDecision d);
 
+// A row's concurrent states as the applier records them (zm_rowver.siblings)
+// turned into changes of `row` (one per state), for a snapshot; none when
+// the row has a single state or the record is unreadable.
+std::vector<Change> SiblingsAsChanges(const Change& row, const std::string& siblings);
+
 struct ApplyResult {
   enum class Status {
     kApplied,  // everything after the receiver's position is applied (or staged)

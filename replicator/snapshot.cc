@@ -188,7 +188,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
       size_t n = std::min<size_t>(500, changes.size() - i);
       for (size_t k = 0; k < n; ++k) p.push_back(schema::KeyId(c.dialect(), changes[i + k].key));
       for (db::Row& v : c.Query("SELECT kid, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, "
-                                "gepoch_node FROM zm_rowver WHERE tbl = ? AND kid IN (" +
+                                "gepoch_node, siblings FROM zm_rowver WHERE tbl = ? AND kid IN (" +
                                     Marks(n) + ")",
                                 p)) {
         versions[v[0].AsText()] = std::move(v);
@@ -208,6 +208,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
         ch.vv = schema::VersionVector::FromJson(v->second[3].AsText());
         ch.epoch = {v->second[4].AsInt(), v->second[5].AsText()};
         ch.group_epoch = {v->second[6].AsInt(), v->second[7].AsText()};
+        if (!v->second[8].IsNull()) ch.siblings = SiblingsAsChanges(ch, v->second[8].AsText());
       } else if (ch.row.zone) {
         ch.epoch = zone_epochs[*ch.row.zone];
       }
@@ -234,8 +235,8 @@ json SnapshotService::Page(Session& s, const json& cursor) {
   if (d.PositionAfterRepeatsCsn()) p.push_back(tbl);
   p.push_back(kid);
   auto data = c.Query(
-      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node FROM "
-      "zm_rowver WHERE deleted = 1 "
+      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node, "
+      "siblings FROM zm_rowver WHERE deleted = 1 "
       "AND hlc > 0 AND " +
           d.PositionAfter("tbl", "kid") + " ORDER BY tbl, kid LIMIT " + std::to_string(kPageRows),
       p);
@@ -256,6 +257,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
     ch.vv = schema::VersionVector::FromJson(r[5].AsText());
     ch.epoch = {r[6].AsInt(), r[7].AsText()};
     if (spec->is_grouped()) ch.group_epoch = {r[8].AsInt(), r[9].AsText()};
+    if (!r[10].IsNull()) ch.siblings = SiblingsAsChanges(ch, r[10].AsText());
     rows.push_back(ChangeToJson(ch));
   }
   json next = json{{"clocks", true}, {"after", ""}};

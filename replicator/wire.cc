@@ -150,6 +150,22 @@ json ChangeToJson(const Change& c) {
          {"g", VersionToJson(c.group_epoch)},
          {"s", c.session}};
   if (c.serial) j["sc"] = json::array({c.serial->base, c.serial->count});
+  if (!c.siblings.empty()) {
+    json sib = json::array();
+    for (const Change& s : c.siblings) {
+      json values = json::array();
+      if (s.op == 'U') {
+        for (const db::Value& v : s.row.values) values.push_back(ValueToJson(v));
+      }
+      json svv = json::object();
+      for (const auto& [node, hlc] : s.vv.entries()) svv[node] = hlc;
+      sib.push_back(json{{"o", std::string(1, s.op)},
+                         {"h", VersionToJson(s.version)},
+                         {"vv", std::move(svv)},
+                         {"v", s.op == 'U' ? std::move(values) : json(nullptr)}});
+    }
+    j["sib"] = std::move(sib);
+  }
   return j;
 }
 
@@ -217,6 +233,35 @@ Change ChangeFromJson(const json& j, bool snapshot_row) {
   c.key = StringField(j, "k");
   std::string expected = schema::EncodeKey(*c.spec, c.row);
   if (c.key != expected) Bad("key \"" + c.key + "\" does not match the row (expected \"" + expected + "\")");
+
+  if (auto sib = j.find("sib"); sib != j.end() && !sib->is_null()) {
+    if (!snapshot_row) Bad("field \"sib\" belongs to snapshot rows");
+    if (!sib->is_array() || sib->size() < 2 || sib->size() > kMaxSiblings) {
+      Bad("field \"sib\" must be an array of 2 to " + std::to_string(kMaxSiblings) +
+          " concurrent states");
+    }
+    for (const json& sj : *sib) {
+      if (!sj.is_object()) Bad("a state in \"sib\" must be an object");
+      // Each state is a change of this row: its fields are checked as one.
+      json as_change = j;
+      as_change.erase("sib");
+      as_change.erase("sc");
+      as_change["o"] = Field(sj, "o");
+      as_change["h"] = Field(sj, "h");
+      as_change["vv"] = Field(sj, "vv");
+      const json& sv = Field(sj, "v");
+      if (as_change["o"] == "U") {
+        as_change["v"] = sv;
+      } else if (!sv.is_null()) {
+        Bad("a deleted state in \"sib\" carries no values");
+      }
+      Change s = ChangeFromJson(as_change, /*snapshot_row=*/true);
+      if (s.version.IsZero()) Bad("a state in \"sib\" needs a real version");
+      if (s.key != c.key) Bad("a state in \"sib\" is of another row");
+      s.serial.reset();
+      c.siblings.push_back(std::move(s));
+    }
+  }
   return c;
 }
 

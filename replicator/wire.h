@@ -59,7 +59,16 @@ struct Change {
   int64_t session = 0;
   // For an SOA upsert: the zone's serial clock at the origin after it.
   std::optional<SerialClock> serial;
+  // Snapshot rows only: the row's concurrent states when the serving node
+  // holds more than one (the shown one among them), each a change of the
+  // same key, zone and set incarnations. A joining node applies them too,
+  // so that its strategy later decides among the same states as the
+  // serving node's.
+  std::vector<Change> siblings;
 };
+
+// Concurrent states a snapshot row carries at most.
+inline constexpr size_t kMaxSiblings = 64;
 
 // A push from one node to another: changes strictly after `after`, in
 // stream order. `round_complete` is false when the last commit round

@@ -192,6 +192,29 @@ TEST_P(ZoneSemanticsTest, PluginStrategyNeverKeepsAStateItsOriginReplaced) {
   EXPECT_EQ(Ttl(c, "www.example.com"), 80);
 }
 
+// A node that joins by snapshot gets a row's concurrent states, not only
+// the one shown: later changes are decided among the same states there as
+// on the node that served the snapshot. Without them the joined node keeps
+// 1000 (its one state, concurrent with a's 50) while the others take 80.
+TEST_P(ZoneSemanticsTest, ANodeJoinedBySnapshotDecidesAmongTheSameConcurrentStates) {
+  conflict::StrategyOptions opts{{}, testing::BuiltPluginPath()};
+  Node& a = NewNode("a", Policy("custom", opts));
+  Node& c = NewNode("c", Policy("custom", opts));
+  a.w->CreateZone("example.com");
+  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
+  mesh_.SyncAll();
+  a.w->SetTtl("example.com", "www.example.com", "A", 1000);
+  c.w->SetTtl("example.com", "www.example.com", "A", 80);
+  mesh_.Sync(a, c);  // c holds both states and shows the larger
+  Node& d = NewNode("d", Policy("custom", opts));
+  EXPECT_GT(mesh_.Join(c, d), 0);
+  EXPECT_EQ(Ttl(d, "www.example.com"), 1000);
+  a.w->SetTtl("example.com", "www.example.com", "A", 50);  // a replaces its 1000
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(Ttl(d, "www.example.com"), 80);
+}
+
 // ------------------------------------------------------------- RRsets --
 
 TEST_P(ZoneSemanticsTest, ConcurrentReplacesOfOneRRsetEndAsOneSidesWholeSet) {

@@ -41,6 +41,10 @@ class InprocMesh {
   ApplyResult Sync(Node& from, Node& to, int max_changes = 1000);
   // Every pair, three times over.
   void SyncAll();
+  // `to` joins from `from` by snapshot (the pages of SnapshotService,
+  // applied as JoinFromPeer applies them, without HTTP); then `from`'s
+  // stream to `to` resumes where the snapshot ends. Returns rows received.
+  int64_t Join(Node& from, Node& to);
   // Identical canonical dumps and no DNS sanity problems on every node.
   void ExpectConverged();
 

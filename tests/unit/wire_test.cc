@@ -682,5 +682,70 @@ TEST(WireRejectTest, NumberOutOfRangeIsMalformedJson) {
   EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
 }
 
+// ------------------------------------------------------------ snapshots --
+
+// A snapshot row with two concurrent states (two TTLs), as SnapshotService
+// sends it.
+json SnapshotRowWithSiblings() {
+  Change shown = MakeChange({}, "records", 'U', Record("example.com", "www.example.com", "A", "192.0.2.1"),
+                            kT0 + 2, "ns2");
+  Change other = shown;
+  other.version = {kT0 + 1, "ns1"};
+  other.vv = VersionVector();
+  other.vv.Set("ns1", kT0 + 1);
+  other.row.values[Col("records", "ttl")] = Value(int64_t{60});
+  shown.vv.Set("ns1", kT0 + 1);
+  shown.siblings = {shown, other};
+  return ChangeToJson(shown);
+}
+
+TEST(WireSnapshotTest, ConcurrentStatesOfASnapshotRowSurvive) {
+  Change c = ChangeFromJson(SnapshotRowWithSiblings(), /*snapshot_row=*/true);
+  ASSERT_EQ(c.siblings.size(), 2u);
+  EXPECT_EQ(c.siblings[1].version, (Version{kT0 + 1, "ns1"}));
+  EXPECT_EQ(c.siblings[1].row.values[Col("records", "ttl")], Value(int64_t{60}));
+  EXPECT_EQ(c.siblings[1].key, c.key);
+  json j = SnapshotRowWithSiblings();
+  j["sib"][1]["o"] = "D";
+  j["sib"][1]["v"] = nullptr;
+  c = ChangeFromJson(j, true);
+  EXPECT_EQ(c.siblings[1].op, 'D');
+}
+
+TEST(WireSnapshotTest, MalformedConcurrentStatesAreRefused) {
+  auto refused = [](const json& j, const std::string& what) {
+    try {
+      ChangeFromJson(j, true);
+      ADD_FAILURE() << "accepted: " << j.dump();
+    } catch (const WireError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  json j = SnapshotRowWithSiblings();
+  j["sib"].erase(1);
+  refused(j, "2 to 64 concurrent states");
+  j = SnapshotRowWithSiblings();
+  j["sib"][1]["v"][Col("records", "content")] = "192.0.2.9";
+  refused(j, "does not match the row");
+  j = SnapshotRowWithSiblings();
+  j["sib"][1]["v"] = nullptr;
+  refused(j, "\"v\" must be an array");
+  j = SnapshotRowWithSiblings();
+  j["sib"][1]["o"] = "D";
+  refused(j, "deleted state");
+  j = SnapshotRowWithSiblings();
+  j["sib"][1]["h"] = json::array({0, ""});
+  refused(j, "real version");
+  // Only snapshot rows carry them.
+  j = SnapshotRowWithSiblings();
+  j["p"] = json::array({2, 7});
+  try {
+    ChangeFromJson(j, false);
+    ADD_FAILURE() << "a live change carried \"sib\"";
+  } catch (const WireError& e) {
+    EXPECT_NE(std::string(e.what()).find("belongs to snapshot rows"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace zonemesh
