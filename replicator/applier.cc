@@ -486,6 +486,8 @@ bool Applier::HasRaceSuspects() {
   return now < all_suspect_until_ || !blind_inserts_.empty() || !ended_groups_.empty();
 }
 
+void Applier::SuspectEverything() { all_suspect_until_ = NowMicros() + kSuspectMicros; }
+
 bool Applier::IsRaceSuspect(const std::string& table, const std::string& key) {
   if (NowMicros() < all_suspect_until_ || blind_inserts_.count({table, key})) return true;
   const schema::TableSpec* spec = schema::FindTable(table);

@@ -155,6 +155,9 @@ class Applier {
   // changes are stamped (RemoveRowsOfEndedGroups looks at every local
   // change of a grouped table).
   bool HasRaceSuspects();
+  // Every key a suspect for the next minute: after a start, when what the
+  // applier wrote just before (in another process) is not known.
+  void SuspectEverything();
   bool IsRaceSuspect(const std::string& table, const std::string& key);
 
   // Where a local insert and a replicated one of the same natural key met

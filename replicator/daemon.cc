@@ -278,6 +278,10 @@ struct Daemon::Impl {
           backoff_ms = config.retry_min_ms;
           WakeLinks();  // rows may have been committed while we were away
         }
+        if (!rounds_checked) {
+          ResumeUnfinishedRounds(*outbox);
+          rounds_checked = true;
+        }
         const int64_t before = outbox->LastPosition().csn;
         std::set<std::string> clock_zones;
         int64_t stamped = outbox->StampRound(&clock_zones);
@@ -328,6 +332,37 @@ struct Daemon::Impl {
         backoff_ms = std::min(backoff_ms * 2, config.retry_max_ms);
       }
     }
+    if (outbox && rounds_checked) {
+      try {
+        RecordRoundsFinished(*outbox);
+      } catch (const std::exception& e) {
+        spdlog::debug("recording the finished rounds at stop: {}", e.what());
+      }
+    }
+  }
+
+  // Rounds a daemon stamped but did not finish before it stopped (killed,
+  // or stopping): they are finished again, with every key a race suspect
+  // for a minute, since what the applier wrote just before is unknown.
+  void ResumeUnfinishedRounds(Outbox& outbox) {
+    const std::optional<int64_t> finished = outbox.RoundsFinished();
+    const int64_t last = outbox.LastPosition().csn;
+    rounds_finished = rounds_recorded = finished.value_or(last);
+    if (!finished) {  // installed by a version that did not record it
+      outbox.SetRoundsFinished(last);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(apply_mu);
+      EnsureApplyConnection();
+      applier->SuspectEverything();
+    }
+    const int64_t from = *finished;
+    if (from >= last) return;
+    spdlog::info("finishing the local commit rounds after csn {} (up to {}) that the last run did "
+                 "not finish",
+                 from, last);
+    AfterLocalRound(outbox, from, {});
   }
 
   // After a local commit round was stamped (replicator/local_round.h).
@@ -345,6 +380,7 @@ struct Daemon::Impl {
       if (notifier) notifier->ZonesChanged(changed);
       if (unfinished_round) spdlog::info("a local commit round's serials are published now");
       unfinished_round.reset();
+      rounds_finished = outbox.LastPosition().csn;
     } catch (const db::Error& e) {
       if (e.connection_lost()) {
         applier.reset();
@@ -357,7 +393,17 @@ struct Daemon::Impl {
     }
   }
 
+  // Records how far local rounds are finished (ResumeUnfinishedRounds):
+  // once a second, not per round; a daemon killed meanwhile finishes a few
+  // rounds twice, which changes nothing.
+  void RecordRoundsFinished(Outbox& outbox) {
+    if (rounds_finished <= rounds_recorded) return;
+    outbox.SetRoundsFinished(rounds_finished);
+    rounds_recorded = rounds_finished;
+  }
+
   void Housekeeping(db::Connection& conn, Outbox& outbox) {
+    RecordRoundsFinished(outbox);
     int64_t unstamped = conn.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
     status.SetOutbox(outbox.LastPosition(), unstamped);
     int64_t conflicts = conn.Query("SELECT COUNT(*) FROM zm_conflict")[0][0].AsInt();
@@ -463,6 +509,11 @@ struct Daemon::Impl {
   std::atomic<bool> join_pending{false};  // the initial snapshot is still missing
   std::atomic<bool> join_checked{false};  // join_pending is known (the database answered)
   bool orphans_swept = false;             // RemoveAllOrphans ran (apply_mu)
+  // Outbox thread: ResumeUnfinishedRounds ran; the last stamped csn whose
+  // round is finished, and the one recorded in the database.
+  bool rounds_checked = false;
+  int64_t rounds_finished = 0;
+  int64_t rounds_recorded = 0;
   int64_t last_join_attempt = 0;
 
   std::atomic<bool> stopping{false};

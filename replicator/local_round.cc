@@ -24,15 +24,14 @@ std::set<std::string> FinishLocalRound(Applier& applier, Outbox& outbox, int64_t
         return (spec && spec->is_grouped()) || (suspects && applier.IsRaceSuspect(table, key));
       },
       kMaxSuspectChanges);
-  if (upserts.empty()) return changed;
-  if (suspects) {
+  if (!upserts.empty() && suspects) {
     std::vector<Change> raced;
     for (const Change& c : upserts) {
       if (applier.IsRaceSuspect(c.spec->name, c.key)) raced.push_back(c);
     }
     if (!raced.empty()) applier.RemoveStaleDuplicates(raced, &changed);
   }
-  applier.RemoveRowsOfEndedGroups(upserts, &changed);
+  if (!upserts.empty()) applier.RemoveRowsOfEndedGroups(upserts, &changed);
   return changed;
 }
 

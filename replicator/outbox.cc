@@ -59,6 +59,18 @@ void Outbox::MetaSet(const std::string& name, const std::string& value) {
   conn_.Execute(d.Upsert("zm_meta", {"name", "value"}, {"name"}, {"value"}), {name, value});
 }
 
+std::optional<int64_t> Outbox::RoundsFinished() {
+  const std::string v = MetaGet("rounds_finished_csn");
+  if (v.empty()) return std::nullopt;
+  return std::stoll(v);
+}
+
+void Outbox::SetRoundsFinished(int64_t csn) {
+  db::Transaction tx(conn_);  // (SQLite: a write that keeps out of PowerDNS's way)
+  MetaSet("rounds_finished_csn", std::to_string(csn));
+  tx.Commit();
+}
+
 bool Outbox::HasUnstamped() {
   return !conn_.Query("SELECT id FROM zm_outbox WHERE csn IS NULL LIMIT 1").empty();
 }

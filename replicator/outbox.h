@@ -74,6 +74,11 @@ class Outbox {
   // The last stamped position (zero when none).
   Position LastPosition();
 
+  // The last csn whose commit round was finished after stamping
+  // (replicator/local_round.h); nullopt when never recorded.
+  std::optional<int64_t> RoundsFinished();
+  void SetRoundsFinished(int64_t csn);
+
   // Send cursors: the last position each peer acknowledged.
   std::map<std::string, Position> LoadCursors();
   void SaveCursor(const std::string& peer, const Position& pos);

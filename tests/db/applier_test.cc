@@ -375,6 +375,62 @@ TEST_P(ApplierTest, ADeleteFromAnOldSnapshotEndsTheRowsItDeletedEverywhere) {
   EXPECT_EQ(a.Count("SELECT COUNT(*) FROM records WHERE type = 'TXT'"), 0);
 }
 
+// A local insert and a replicated insert of the same record, each unaware
+// of the other's, leave two physical rows: the records table has no unique
+// key on the record (PowerDNS's schema). The later write is the record's
+// value; the other copy goes once the local write is stamped. A daemon
+// restarted meanwhile no longer knows what its applier wrote: it suspects
+// every key for a while (Applier::SuspectEverything). InnoDB lets the
+// interleaving be forced: the writer's snapshot predates the applier's
+// commit, its trigger's upsert reads the version current.
+void InsertFromAnOldSnapshot(InprocMesh& mesh, Node& from, Node& to) {
+  auto writer = db::Open(to.cfg);
+  writer->BeginSnapshot();
+  const Value id = writer->Query("SELECT id FROM domains WHERE name = 'example.com'")[0][0];
+  mesh.Sync(from, to);  // the applier inserts the record
+  writer->Execute(
+      "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth) "
+      "VALUES (?, 'www.example.com', 'A', '192.0.2.1', 600, 0, ?, ?)",
+      {id, Value(false), Value(true)});
+  writer->Commit();
+}
+
+TEST_P(ApplierTest, ALocalAndAReplicatedInsertOfOneRecordLeaveOneCopy) {
+  if (GetParam() != Dialect::kMysql) {
+    GTEST_SKIP() << "the interleaving is forced through InnoDB's snapshot reads";
+  }
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  a.w->CreateZone("example.com");
+  mesh_.SyncAll();
+  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
+  InsertFromAnOldSnapshot(mesh_, a, b);
+  ASSERT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'A'"), 2);
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'A'"), 1);
+  EXPECT_EQ(RecordTtl(a, "www.example.com", "A"), 600);
+}
+
+TEST_P(ApplierTest, ACopyLeftBeforeARestartIsRemovedAfterIt) {
+  if (GetParam() != Dialect::kMysql) {
+    GTEST_SKIP() << "the interleaving is forced through InnoDB's snapshot reads";
+  }
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  a.w->CreateZone("example.com");
+  mesh_.SyncAll();
+  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
+  InsertFromAnOldSnapshot(mesh_, a, b);
+  // b's daemon restarts before its round is stamped: a new applier, which
+  // suspects every key at start as the daemon makes it.
+  b.applier = std::make_unique<Applier>(*b.apply_conn, *b.policy, "b");
+  b.applier->SuspectEverything();
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'A'"), 1);
+}
+
 // Changes parked for a zone's incarnation that a local writer then ended
 // (the zone created and deleted here before they could apply) are dropped,
 // not kept waiting for a zone that will never come back.
