@@ -1055,13 +1055,23 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   db::Transaction tx(conn_);
   BeginTx(!isolate_changes);
 
-  conn_.Execute(d.InsertIgnore("zm_applied",
-                               {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
-                               {"origin"}),
-                {batch.origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
-  auto st = conn_.Query(
-      "SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?" + d.ForUpdate(),
-      {batch.origin});
+  const std::string select_applied =
+      "SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?" + d.ForUpdate();
+  std::vector<db::Row> st;
+  if (conn_.dialect() == db::Dialect::kSqlite) {
+    // A write statement takes SQLite's write lock even when it writes
+    // nothing: read first, so that the lock is taken at the batch's first
+    // real write, not held through its reads (PowerDNS's transactions fail
+    // at once when they meet it).
+    st = conn_.Query(select_applied, {batch.origin});
+  }
+  if (st.empty()) {
+    conn_.Execute(d.InsertIgnore("zm_applied",
+                                 {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
+                                 {"origin"}),
+                  {batch.origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
+    st = conn_.Query(select_applied, {batch.origin});
+  }
   Position applied{st[0][0].AsInt(), st[0][1].AsInt()};
   Position staged{st[0][2].AsInt(), st[0][3].AsInt()};
   if (staged < applied) staged = applied;
