@@ -1,7 +1,6 @@
 #include "db/sqlite/sqlite_connection.h"
 
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -199,8 +198,6 @@ class ReaderWatch {
 
  private:
   void Run() {
-    // Sleeps of kWatchInterval, not the default 50 µs of slack on top.
-    ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [this] { return quit_ || (on_ && !seen_); });
@@ -363,9 +360,7 @@ class SqliteConnection final : public Connection {
   void KeepOutOfReadersWay(sqlite3_stmt* st) {
     if (!readers_) return;
     if (HoldsWriteLock()) {
-      // The watcher may not have run for a while (the machine is busy):
-      // a look of its own before each statement, one system call.
-      if (watch_ && watch_->On() && (watch_->Seen() || readers_->Present())) YieldToReader();
+      if (watch_ && watch_->Seen()) YieldToReader();
       return;
     }
     if (sqlite3_stmt_readonly(st)) return;
