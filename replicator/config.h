@@ -151,6 +151,15 @@ struct Config {
   // Deadline for connecting to a peer and for each request/response.
   int request_timeout_ms = 10000;
 
+  // A link with nothing to push sends a heartbeat this often (the sender's
+  // position and what the peer has not acknowledged); a heartbeat gets
+  // link_timeout_ms to be answered. A node that hears nothing from a peer
+  // (no push, no heartbeat) for link_timeout_ms reports it silent (log,
+  // /status, /metrics), and a sender whose heartbeat is not answered in
+  // that time reports the link down.
+  int heartbeat_interval_ms = 1000;
+  int link_timeout_ms = 5000;
+
   // Acknowledged outbox rows older than this are deleted.
   int64_t outbox_retention_seconds = 3600;
 

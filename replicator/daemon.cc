@@ -404,6 +404,25 @@ struct Daemon::Impl {
 
   void Housekeeping(db::Connection& conn, Outbox& outbox) {
     RecordRoundsFinished(outbox);
+    // Peers heard from or not: one line when one falls silent, one when it
+    // is heard again.
+    for (const auto& [fell_silent, line] : status.CheckSilence(config.link_timeout_ms)) {
+      if (fell_silent) {
+        spdlog::warn("{}", line);
+      } else {
+        spdlog::info("{}", line);
+      }
+    }
+    // What each peer has not acknowledged, counted here too: a link whose
+    // push hangs (a peer that accepts connections and answers nothing)
+    // cannot count its own queue meanwhile.
+    const std::map<std::string, Position> saved = outbox.LoadCursors();
+    for (const auto& [peer, acked] : status.AckedPositions()) {
+      Position from = acked;
+      if (auto it = saved.find(peer); it != saved.end()) from = std::max(from, it->second);
+      const int64_t depth = outbox.CountAfter(from);
+      status.SetQueue(peer, depth, depth > 0 ? outbox.OldestHlcAfter(from) : std::nullopt);
+    }
     int64_t unstamped = conn.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
     status.SetOutbox(outbox.LastPosition(), unstamped);
     int64_t conflicts = conn.Query("SELECT COUNT(*) FROM zm_conflict")[0][0].AsInt();

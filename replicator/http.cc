@@ -411,8 +411,15 @@ HttpClient::~HttpClient() { Close(); }
 
 HttpClient::Response HttpClient::Request(const std::string& method, const std::string& target,
                                          const std::string& body,
-                                         const std::map<std::string, std::string>& headers) {
+                                         const std::map<std::string, std::string>& headers,
+                                         std::optional<std::chrono::milliseconds> timeout) {
   Impl& m = *impl_;
+  struct RestoreTimeout {
+    Impl& m;
+    std::chrono::milliseconds saved;
+    ~RestoreTimeout() { m.timeout = saved; }
+  } restore{m, m.timeout};
+  if (timeout) m.timeout = *timeout;
   bool reused = m.Open();
   if (!reused) m.Connect();
   try {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <functional>
 #include <map>
 #include <memory>
@@ -85,8 +86,10 @@ class HttpClient {
 
   // Throws HttpError on network failure or timeout. `headers` are added to
   // the request.
+  // `timeout`, when set, replaces the client's for this request.
   Response Request(const std::string& method, const std::string& target, const std::string& body,
-                   const std::map<std::string, std::string>& headers = {});
+                   const std::map<std::string, std::string>& headers = {},
+                   std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // Drops the connection (the next request reconnects).
   void Close();

@@ -97,20 +97,35 @@ void PeerLink::RefreshQueue(bool force) {
   });
 }
 
-HttpClient::Response PeerLink::Post(const std::string& endpoint, const std::string& body) {
+HttpClient::Response PeerLink::Post(const std::string& endpoint, const std::string& body,
+                                    std::optional<std::chrono::milliseconds> timeout) {
   // The signature covers the path the peer's router sees (without the
   // peer URL's prefix, which a reverse proxy may strip).
   std::map<std::string, std::string> headers;
   if (config_.auth.enabled()) headers = SignRequest(config_.auth.secret, "POST", endpoint, body);
-  return client_.Request("POST", peer_.base_path + endpoint, body, headers);
+  HttpClient::Response r = client_.Request("POST", peer_.base_path + endpoint, body, headers, timeout);
+  last_exchange_at_ = NowMicros();
+  return r;
 }
 
-void PeerLink::Hello() {
+void PeerLink::Hello(bool heartbeat) {
   json hello{{"v", kProtocolVersion},
              {"origin", config_.node_id},
              {"target", peer_.id},
              {"fingerprint", fingerprint_}};
-  HttpClient::Response r = Post("/v1/hello", hello.dump());
+  std::optional<std::chrono::milliseconds> timeout;
+  if (heartbeat) {
+    // What the peer can tell from it: this node is there, how far its
+    // stream goes, and how much of it the peer lacks since when.
+    const Position head = outbox_->LastPosition();
+    const int64_t unacked = outbox_->CountAfter(cursor_);
+    std::optional<int64_t> oldest = unacked > 0 ? outbox_->OldestHlcAfter(cursor_) : std::nullopt;
+    hello["head"] = json::array({head.csn, head.id});
+    hello["unacked"] = unacked;
+    hello["oldest_unacked_hlc"] = oldest ? json(*oldest) : json(nullptr);
+    timeout = std::chrono::milliseconds(config_.link_timeout_ms);
+  }
+  HttpClient::Response r = Post("/v1/hello", hello.dump(), timeout);
   if (r.status != 200) {
     Fail(r.status == 409 || r.status == 403 || r.status == 421 ? "refused" : "retrying", ErrorOf(r));
     return;
@@ -169,6 +184,10 @@ bool PeerLink::Step() {
   Batch batch = outbox_->ReadBatch(cursor_, config_.batch_max_changes, config_.batch_max_bytes);
   if (batch.changes.empty()) {
     RefreshQueue(true);
+    if (NowMicros() - last_exchange_at_ >= int64_t{config_.heartbeat_interval_ms} * 1000) {
+      Hello(/*heartbeat=*/true);
+      if (!introduced_) return false;  // failed: reported, backing off
+    }
     status_.UpdatePeer(peer_.id, [](PeerState& p) { p.state = "ok"; });
     return false;
   }
@@ -256,7 +275,7 @@ void PeerLink::Run() {
     } catch (const db::Error& e) {
       spdlog::debug("peer {}: saving the cursor: {}", peer_.id, e.what());
     }
-    Sleep(1000, true);
+    Sleep(std::min(1000, config_.heartbeat_interval_ms), true);
   }
   try {
     if (outbox_) SaveCursor(true);

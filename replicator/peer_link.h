@@ -44,9 +44,13 @@ class PeerLink {
   // One step: hello if needed, then one batch. Returns true when more
   // changes may be waiting, false when caught up.
   bool Step();
-  void Hello();
+  // Introduces this node (after a failure, at start) or, with
+  // `heartbeat`, tells an idle peer this node's position and what it has
+  // not acknowledged, within link_timeout_ms.
+  void Hello(bool heartbeat = false);
   // POSTs to the peer's `endpoint` ("/v1/push"), signed when auth is on.
-  HttpClient::Response Post(const std::string& endpoint, const std::string& body);
+  HttpClient::Response Post(const std::string& endpoint, const std::string& body,
+                            std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   void RefreshQueue(bool force);
   void Fail(const std::string& state, const std::string& error);
   // Sleeps up to `ms` or until Stop(); with wakeable, also until Wake().
@@ -72,6 +76,7 @@ class PeerLink {
   int backoff_ms_ = 0;          // current back-off, doubling while failures repeat
   bool backoff_pending_ = false;  // the last step failed: wait backoff_ms_ first
   int64_t queue_refreshed_at_ = 0;
+  int64_t last_exchange_at_ = 0;  // µs: the last request the peer answered
 
   std::mutex mu_;
   std::condition_variable cv_;

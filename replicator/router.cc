@@ -109,6 +109,32 @@ HttpResponse Router::Hello(const HttpRequest& req) const {
   HttpResponse check = CheckSender(origin, j["target"].get<std::string>(),
                                    j["fingerprint"].get<std::string>());
   if (check.status) return check;
+  // A heartbeat: the sender's head and what it holds unacknowledged here.
+  HeardFrom heard;
+  if (j.contains("head")) {
+    const json& h = j["head"];
+    if (!h.is_array() || h.size() != 2 || !h[0].is_number_integer() || !h[1].is_number_integer() ||
+        h[0].get<int64_t>() < 0 || h[1].get<int64_t>() < 0) {
+      status_.RecordRejected(origin, "malformed heartbeat");
+      return ErrorResponse(400, "\"head\" must be [csn, id]");
+    }
+    heard.head = Position{h[0].get<int64_t>(), h[1].get<int64_t>()};
+  }
+  if (j.contains("unacked")) {
+    if (!j["unacked"].is_number_integer() || j["unacked"].get<int64_t>() < 0) {
+      status_.RecordRejected(origin, "malformed heartbeat");
+      return ErrorResponse(400, "\"unacked\" must be a count");
+    }
+    heard.unacked = j["unacked"].get<int64_t>();
+  }
+  if (j.contains("oldest_unacked_hlc") && !j["oldest_unacked_hlc"].is_null()) {
+    if (!j["oldest_unacked_hlc"].is_number_integer() || j["oldest_unacked_hlc"].get<int64_t>() < 0) {
+      status_.RecordRejected(origin, "malformed heartbeat");
+      return ErrorResponse(400, "\"oldest_unacked_hlc\" must be a time in µs or null");
+    }
+    heard.oldest_unacked_hlc = j["oldest_unacked_hlc"].get<int64_t>();
+  }
+  status_.RecordHeard(origin, heard);
   Position ack = backend_.acknowledged(origin);
   return JsonResponse(200, json{{"node_id", options_.node_id}, {"ack", PositionJson(ack)}});
 }
@@ -180,6 +206,7 @@ HttpResponse Router::Push(const HttpRequest& req) const {
   }
   HttpResponse check = CheckSender(batch.origin, batch.target, batch.fingerprint);
   if (check.status) return check;
+  status_.RecordHeard(batch.origin, {});
 
   // A change older than the history this node keeps may be undoing a
   // delete whose tombstone is gone: its sender must resync, not continue.

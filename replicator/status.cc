@@ -158,6 +158,26 @@ std::string StatusBoard::ToPrometheus() const {
   for (const auto& [id, o] : origins_) line("zonemesh_conflicts_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.conflicts));
   head("zonemesh_failed_changes_total", "counter", "Changes the database refused (recorded in the conflict log).");
   for (const auto& [id, o] : origins_) line("zonemesh_failed_changes_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.failed));
+  {
+    const int64_t now = NowMicros();
+    head("zonemesh_origin_last_heard_seconds", "gauge",
+         "Seconds since the origin's last push or heartbeat reached this node (since start when never).");
+    for (const auto& [id, o] : origins_) {
+      line("zonemesh_origin_last_heard_seconds", node + ",origin=\"" + Label(id) + "\"",
+           Seconds(now - (o.last_heard_at > 0 ? o.last_heard_at : started_at_)));
+    }
+    head("zonemesh_origin_silent", "gauge", "1 while nothing was heard from the origin for link_timeout_ms.");
+    for (const auto& [id, o] : origins_) line("zonemesh_origin_silent", node + ",origin=\"" + Label(id) + "\"", o.silent ? 1 : 0);
+    head("zonemesh_origin_behind_changes", "gauge",
+         "Changes of the origin this node has not acknowledged, as its last heartbeat said.");
+    for (const auto& [id, o] : origins_) line("zonemesh_origin_behind_changes", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.unacked));
+    head("zonemesh_origin_behind_seconds", "gauge",
+         "Age of the oldest change of the origin this node has not acknowledged, as its last heartbeat said.");
+    for (const auto& [id, o] : origins_) {
+      line("zonemesh_origin_behind_seconds", node + ",origin=\"" + Label(id) + "\"",
+           o.unacked > 0 && o.oldest_unacked_hlc ? std::max(0.0, Seconds(now - *o.oldest_unacked_hlc)) : 0);
+    }
+  }
   head("zonemesh_conflict_decisions_total", "counter",
        "Conflicts recorded since the daemon started, by table and decision.");
   for (const auto& [k, n] : conflicts_by_) {
@@ -287,6 +307,56 @@ void StatusBoard::SetInitialSync(const std::string& waiting_reason) {
   initial_sync_ = waiting_reason;
 }
 
+void StatusBoard::RecordHeard(const std::string& origin, const HeardFrom& heard) {
+  std::lock_guard<std::mutex> lock(mu_);
+  OriginState& o = origins_[origin];
+  o.last_heard_at = NowMicros();
+  if (heard.head) o.head = heard.head;
+  if (heard.unacked) {
+    o.unacked = *heard.unacked;
+    o.oldest_unacked_hlc = heard.oldest_unacked_hlc;
+  }
+}
+
+std::vector<std::pair<bool, std::string>> StatusBoard::CheckSilence(int64_t timeout_ms) {
+  const int64_t now = NowMicros();
+  std::vector<std::pair<bool, std::string>> lines;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const PeerState& p : peers_) {
+    OriginState& o = origins_[p.id];
+    const int64_t since = o.last_heard_at > 0 ? o.last_heard_at : started_at_;
+    const bool silent = now - since > timeout_ms * 1000;
+    if (silent && !o.silent) {
+      o.silent = true;
+      o.silent_since = since;
+      lines.emplace_back(true, "peer " + p.id + ": nothing heard for " +
+                      std::to_string((now - since) / 1000000) +
+                      " s (no push, no heartbeat): its changes do not reach this node");
+    } else if (!silent && o.silent) {
+      o.silent = false;
+      lines.emplace_back(false, "peer " + p.id + ": heard again after " +
+                      std::to_string((o.last_heard_at - o.silent_since) / 1000000) + " s of silence");
+    }
+  }
+  return lines;
+}
+
+std::map<std::string, Position> StatusBoard::AckedPositions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, Position> out;
+  for (const PeerState& p : peers_) out[p.id] = p.acked;
+  return out;
+}
+
+void StatusBoard::SetQueue(const std::string& peer, int64_t depth, std::optional<int64_t> oldest_hlc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (PeerState& p : peers_) {
+    if (p.id != peer) continue;
+    p.queue_depth = depth;
+    p.oldest_unacked_hlc = oldest_hlc;
+  }
+}
+
 void StatusBoard::SetTotals(int64_t conflicts, int64_t parked) {
   std::lock_guard<std::mutex> lock(mu_);
   conflicts_total_ = conflicts;
@@ -327,7 +397,15 @@ json StatusBoard::ToJson() const {
                        {"failed", o.failed},
                        {"last_applied_at", TimeOrNull(o.last_applied_at)},
                        {"last_change_age_seconds",
-                        o.last_change_hlc > 0 ? json(Seconds(now - o.last_change_hlc)) : json(nullptr)}});
+                        o.last_change_hlc > 0 ? json(Seconds(now - o.last_change_hlc)) : json(nullptr)},
+                       {"last_heard_seconds",
+                        o.last_heard_at > 0 ? json(Seconds(now - o.last_heard_at)) : json(nullptr)},
+                       {"silent", o.silent},
+                       {"head", o.head ? json(o.head->ToString()) : json(nullptr)},
+                       {"behind_changes", o.unacked},
+                       {"behind_seconds", o.unacked > 0 && o.oldest_unacked_hlc
+                                              ? json(std::max(0.0, Seconds(now - *o.oldest_unacked_hlc)))
+                                              : json(0.0)}});
   }
   json conflicts_by = json::array();
   for (const auto& [k, n] : conflicts_by_) {

@@ -42,6 +42,13 @@ struct PeerState {
   int64_t failures = 0;
 };
 
+// What a peer said of itself in a heartbeat (each part when it said it).
+struct HeardFrom {
+  std::optional<Position> head;          // its last stamped position
+  std::optional<int64_t> unacked;        // its changes this node has not acknowledged
+  std::optional<int64_t> oldest_unacked_hlc;  // commit time (µs) of the oldest of them
+};
+
 // What this node applied from one origin.
 struct OriginState {
   Position applied;
@@ -53,6 +60,15 @@ struct OriginState {
   int64_t failed = 0;
   int64_t last_applied_at = 0;
   int64_t last_change_hlc = 0;  // commit time of the newest change applied
+  // Heard: any request of the origin's that passed authentication (a push,
+  // a hello or heartbeat). µs since the epoch, 0: never.
+  int64_t last_heard_at = 0;
+  std::optional<Position> head;     // from its last heartbeat
+  int64_t unacked = 0;              // ditto: what this node lacks of its stream
+  std::optional<int64_t> oldest_unacked_hlc;
+  // Nothing heard for link_timeout_ms (CheckSilence); since when (µs).
+  bool silent = false;
+  int64_t silent_since = 0;
 };
 
 class StatusBoard {
@@ -73,6 +89,17 @@ class StatusBoard {
   // ("records take-remote 12, records keep-local 3"); "" when none.
   std::string TakeConflictSummary();
   void RecordRejected(const std::string& origin, const std::string& reason);
+  // A request of `origin` passed authentication.
+  void RecordHeard(const std::string& origin, const HeardFrom& heard);
+  // Marks configured peers silent that were not heard for `timeout_ms`
+  // (counted from start for one never heard), and heard ones no longer
+  // silent. Returns one log line per change, with whether the peer fell
+  // silent (or was heard again).
+  std::vector<std::pair<bool, std::string>> CheckSilence(int64_t timeout_ms);
+  // The last acknowledged position of each configured peer.
+  std::map<std::string, Position> AckedPositions() const;
+  // Sets a peer's unacknowledged count and oldest commit time.
+  void SetQueue(const std::string& peer, int64_t depth, std::optional<int64_t> oldest_hlc);
 
   void SetOutbox(const Position& last, int64_t unstamped);
   void SetTotals(int64_t conflicts, int64_t parked);
