@@ -240,10 +240,19 @@ void PrintStatus(const json& s) {
               << (p["last_error"].is_string() ? p["last_error"].get<std::string>() : "-") << "\n";
   }
   if (s.contains("origins") && !s["origins"].empty()) {
-    std::cout << "\n" << Pad("ORIGIN", 12) << Pad("APPLIED", 14) << Pad("CHANGES", 10) << Pad("DUPS", 8)
-              << Pad("CONFLICTS", 11) << "LAST APPLIED\n";
+    std::cout << "\n" << Pad("ORIGIN", 12) << Pad("HEARD(s)", 10) << Pad("BEHIND", 8)
+              << Pad("APPLIED", 14) << Pad("CHANGES", 10) << Pad("DUPS", 8) << Pad("CONFLICTS", 11)
+              << "LAST APPLIED\n";
     for (const json& o : s["origins"]) {
-      std::cout << Pad(o.value("id", "?"), 12) << Pad(o.value("applied", ""), 14)
+      char heard[32] = "never";
+      if (o.contains("last_heard_seconds") && o["last_heard_seconds"].is_number()) {
+        std::snprintf(heard, sizeof heard, "%.1f", o["last_heard_seconds"].get<double>());
+      }
+      std::string heard_col = heard;
+      if (o.value("silent", false)) heard_col += " SILENT";
+      std::cout << Pad(o.value("id", "?"), 12) << Pad(heard_col, 10)
+                << Pad(std::to_string(o.value("behind_changes", int64_t{0})), 8)
+                << Pad(o.value("applied", ""), 14)
                 << Pad(std::to_string(o.value("changes_applied", int64_t{0})), 10)
                 << Pad(std::to_string(o.value("duplicates_skipped", int64_t{0})), 8)
                 << Pad(std::to_string(o.value("conflicts", int64_t{0})), 11)

@@ -110,11 +110,13 @@ struct Config {
 
   PowerDnsConfig powerdns;
 
-  // GET /health fails (503) while the database does not answer, or when more
-  // than health_max_lagging_peers peers have changes unacknowledged for
-  // longer than health_max_lag_seconds. With 0 (the default) any lagging
-  // peer fails it; in a larger anycast mesh, half the peers withdraws only
-  // a node that is cut off from most of the mesh.
+  // GET /health fails (503) on the node that misses data: while the
+  // database does not answer; when this node is behind more than
+  // health_max_lagging_peers peers (a peer says this node lacks changes of
+  // its own older than health_max_lag_seconds, or the peer is silent here
+  // while another peer hears it); when it hears none of its peers (with two
+  // peers or more). A node whose own changes do not reach a peer stays
+  // healthy: the peer is the one behind (docs/operations.md).
   double health_max_lag_seconds = 60;
   int health_max_lagging_peers = 0;
 

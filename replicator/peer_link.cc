@@ -123,6 +123,13 @@ void PeerLink::Hello(bool heartbeat) {
     hello["head"] = json::array({head.csn, head.id});
     hello["unacked"] = unacked;
     hello["oldest_unacked_hlc"] = oldest ? json(*oldest) : json(nullptr);
+    // Which peers this node hears, so that the peer can tell a node that
+    // is down from a link of its own that is cut (its /health).
+    json heard = json::object();
+    for (const auto& [id, ms] : status_.HeardAges()) {
+      if (id != peer_.id) heard[id] = ms ? json(*ms) : json(nullptr);
+    }
+    hello["heard"] = std::move(heard);
     timeout = std::chrono::milliseconds(config_.link_timeout_ms);
   }
   HttpClient::Response r = Post("/v1/hello", hello.dump(), timeout);

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "schema/version.h"
+
 namespace zonemesh {
 
 using nlohmann::json;
@@ -133,6 +135,22 @@ HttpResponse Router::Hello(const HttpRequest& req) const {
       return ErrorResponse(400, "\"oldest_unacked_hlc\" must be a time in µs or null");
     }
     heard.oldest_unacked_hlc = j["oldest_unacked_hlc"].get<int64_t>();
+  }
+  if (j.contains("heard")) {
+    const json& h = j["heard"];
+    bool ok = h.is_object() && h.size() <= 1000;
+    std::map<std::string, std::optional<int64_t>> ages;
+    for (auto it = ok ? h.begin() : h.end(); ok && it != h.end(); ++it) {
+      if (!schema::IsValidNodeId(it.key())) ok = false;
+      else if (it.value().is_null()) ages[it.key()] = std::nullopt;
+      else if (it.value().is_number_integer() && it.value().get<int64_t>() >= 0) ages[it.key()] = it.value().get<int64_t>();
+      else ok = false;
+    }
+    if (!ok) {
+      status_.RecordRejected(origin, "malformed heartbeat");
+      return ErrorResponse(400, "\"heard\" must map node ids to milliseconds or null");
+    }
+    heard.heard = std::move(ages);
   }
   status_.RecordHeard(origin, heard);
   Position ack = backend_.acknowledged(origin);

@@ -59,7 +59,8 @@ StatusBoard::StatusBoard(const Config& config, std::string database_target)
     : node_id_(config.node_id),
       database_type_(db::DialectName(config.database.dialect)),
       database_target_(std::move(database_target)),
-      started_at_(NowMicros()) {
+      started_at_(NowMicros()),
+      link_timeout_us_(int64_t{config.link_timeout_ms} * 1000) {
   for (const PeerConfig& p : config.peers) {
     PeerState s;
     s.id = p.id;
@@ -87,21 +88,67 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
     return "this node needs a resync (`zonemesh join`): " + needs_resync_.begin()->first + ": " +
            needs_resync_.begin()->second;
   }
-  std::string lagging;
+  auto heard_at = [&](const std::string& id) {
+    auto it = origins_.find(id);
+    return it != origins_.end() && it->second.last_heard_at > 0 ? it->second.last_heard_at : started_at_;
+  };
+  auto silent = [&](const std::string& id) { return now - heard_at(id) > link_timeout_us_; };
+  std::string behind;
   int count = 0;
+  size_t silent_peers = 0;
   for (const PeerState& p : peers_) {
-    if (p.queue_depth <= 0 || !p.oldest_unacked_hlc) continue;
-    double lag = Seconds(now - *p.oldest_unacked_hlc);
-    if (lag > max_lag_seconds) {
-      ++count;
-      lagging += (lagging.empty() ? "" : ", ") + p.id + " (" + std::to_string(static_cast<int64_t>(lag)) + " s)";
+    auto it = origins_.find(p.id);
+    const OriginState* o = it != origins_.end() ? &it->second : nullptr;
+    std::string why;
+    if (!silent(p.id)) {
+      if (o && o->unacked > 0 && o->oldest_unacked_hlc &&
+          Seconds(now - *o->oldest_unacked_hlc) > max_lag_seconds) {
+        why = "it says " + std::to_string(o->unacked) + " change(s) of its own are missing here, the oldest " +
+              std::to_string(static_cast<int64_t>(Seconds(now - *o->oldest_unacked_hlc))) + " s old";
+      }
+    } else {
+      ++silent_peers;
+      // Silent here: is it alive? A peer heard here recently says whether
+      // it heard this one recently.
+      for (const PeerState& q : peers_) {
+        if (q.id == p.id || silent(q.id)) continue;
+        auto qt = origins_.find(q.id);
+        if (qt == origins_.end() || now - qt->second.heard_of_at > link_timeout_us_) continue;
+        auto r = qt->second.heard_of.find(p.id);
+        if (r == qt->second.heard_of.end() || !r->second || *r->second * 1000 > link_timeout_us_) continue;
+        why = "nothing heard from it for " + std::to_string((now - heard_at(p.id)) / 1000000) +
+              " s, while " + q.id + " hears it";
+        break;
+      }
     }
+    if (why.empty()) continue;
+    ++count;
+    behind += (behind.empty() ? "" : "; ") + p.id + ": " + why;
+  }
+  if (peers_.size() >= 2 && silent_peers == peers_.size()) {
+    return "nothing heard from any of the " + std::to_string(peers_.size()) +
+           " peers for longer than " + std::to_string(link_timeout_us_ / 1000) +
+           " ms: this node is cut off from the mesh";
   }
   if (count > max_lagging_peers) {
-    return std::to_string(count) + " peer(s) behind by more than " +
-           std::to_string(static_cast<int64_t>(max_lag_seconds)) + " s: " + lagging;
+    return "behind " + std::to_string(count) + " peer(s): " + behind;
   }
   return "";
+}
+
+std::map<std::string, std::optional<int64_t>> StatusBoard::HeardAges() const {
+  const int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::optional<int64_t>> out;
+  for (const PeerState& p : peers_) {
+    auto it = origins_.find(p.id);
+    if (it == origins_.end() || it->second.last_heard_at == 0) {
+      out[p.id] = std::nullopt;
+    } else {
+      out[p.id] = (now - it->second.last_heard_at) / 1000;
+    }
+  }
+  return out;
 }
 
 std::string StatusBoard::ToPrometheus() const {
@@ -315,6 +362,10 @@ void StatusBoard::RecordHeard(const std::string& origin, const HeardFrom& heard)
   if (heard.unacked) {
     o.unacked = *heard.unacked;
     o.oldest_unacked_hlc = heard.oldest_unacked_hlc;
+  }
+  if (heard.heard) {
+    o.heard_of = *heard.heard;
+    o.heard_of_at = o.last_heard_at;
   }
 }
 

@@ -47,6 +47,9 @@ struct HeardFrom {
   std::optional<Position> head;          // its last stamped position
   std::optional<int64_t> unacked;        // its changes this node has not acknowledged
   std::optional<int64_t> oldest_unacked_hlc;  // commit time (µs) of the oldest of them
+  // Its view of the other peers: ms since it last heard each (null: not
+  // within its memory), as its heartbeat said.
+  std::optional<std::map<std::string, std::optional<int64_t>>> heard;
 };
 
 // What this node applied from one origin.
@@ -69,6 +72,9 @@ struct OriginState {
   // Nothing heard for link_timeout_ms (CheckSilence); since when (µs).
   bool silent = false;
   int64_t silent_since = 0;
+  // What its last heartbeat said of the others (HeardFrom::heard), when.
+  std::map<std::string, std::optional<int64_t>> heard_of;
+  int64_t heard_of_at = 0;
 };
 
 class StatusBoard {
@@ -98,6 +104,9 @@ class StatusBoard {
   std::vector<std::pair<bool, std::string>> CheckSilence(int64_t timeout_ms);
   // The last acknowledged position of each configured peer.
   std::map<std::string, Position> AckedPositions() const;
+  // For a heartbeat: ms since each configured peer was last heard (null:
+  // never since start).
+  std::map<std::string, std::optional<int64_t>> HeardAges() const;
   // Sets a peer's unacknowledged count and oldest commit time.
   void SetQueue(const std::string& peer, int64_t depth, std::optional<int64_t> oldest_hlc);
 
@@ -126,9 +135,13 @@ class StatusBoard {
   // How long applying one batch took.
   void ObserveApplyDuration(double seconds);
 
-  // Health for anycast checks: the database answers, and at most
-  // `max_lagging_peers` peers have changes unacknowledged for longer than
-  // `max_lag_seconds`. Returns "" when healthy, else why not.
+  // Health for anycast checks, on the node that misses data: the database
+  // answers, no initial snapshot or resync is due, this node is behind at
+  // most `max_lagging_peers` peers, and (with two peers or more) it hears
+  // at least one. Behind a peer: the peer's heartbeat says this node lacks
+  // changes of its own older than `max_lag_seconds`, or nothing came from
+  // the peer for link_timeout_ms while another peer heard it within that
+  // time. Returns "" when healthy, else why not.
   std::string Unhealthy(double max_lag_seconds, int max_lagging_peers) const;
 
  private:
@@ -136,6 +149,7 @@ class StatusBoard {
   const std::string database_type_;
   const std::string database_target_;
   const int64_t started_at_;
+  const int64_t link_timeout_us_;
 
   mutable std::mutex mu_;
   bool db_ok_ = false;

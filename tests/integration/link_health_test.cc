@@ -103,5 +103,70 @@ TEST(LinkHealth, ChangesStuckInAHungPushCountAsQueued) {
   ASSERT_TRUE(m.mesh.WaitForConvergence());
 }
 
+// Three nodes; a's and c's pushes to b go through proxies, so b can be cut
+// off from one peer or from both.
+struct ThreeNodes {
+  ThreeNodes()
+      : mesh(3, "link_health3", kLinkSettings),
+        ab(mesh[1].port()),
+        cb(mesh[1].port()),
+        a(mesh[0]),
+        b(mesh[1]),
+        c(mesh[2]) {
+    a.WriteConfig({{"b", ab.url()}, {"c", c.url()}}, kLinkSettings);
+    c.WriteConfig({{"a", a.url()}, {"b", cb.url()}}, kLinkSettings);
+    mesh.StartAll();
+  }
+  Cluster mesh;
+  TcpProxy ab, cb;
+  Node& a;
+  Node& b;
+  Node& c;
+};
+
+int Health(Node& n) { return n.Http("GET", "/health").status; }
+
+TEST(LinkHealth, HealthWithdrawsTheNodeThatMissesDataAndNoOther) {
+  ThreeNodes m;
+  ASSERT_TRUE(m.mesh.WaitForConnected());
+  ASSERT_TRUE(m.mesh.WaitUntil("every node healthy", [&] {
+    return Health(m.a) == 200 && Health(m.b) == 200 && Health(m.c) == 200;
+  }));
+
+  // a's pushes to b vanish: b misses a's data (c still hears a); a, whose
+  // changes do not reach b, and c are fine.
+  m.ab.Block(TcpProxy::BlockMode::kBlackhole);
+  {
+    auto conn = m.a.Connect();
+    WithTransaction(*conn, [&] { pdns::CreateZone(*conn, "only-on-a.test"); });
+  }
+  ASSERT_TRUE(m.mesh.WaitUntil("b unhealthy, a and c healthy", [&] {
+    return Health(m.b) == 503 && Health(m.a) == 200 && Health(m.c) == 200;
+  }));
+  const std::string why = m.b.Http("GET", "/health").body;
+  EXPECT_NE(why.find("a: nothing heard from it"), std::string::npos) << why;
+  EXPECT_NE(why.find("while c hears it"), std::string::npos) << why;
+
+  // b hears neither peer: cut off from the mesh.
+  m.cb.Block(TcpProxy::BlockMode::kBlackhole);
+  ASSERT_TRUE(m.mesh.WaitUntil("b cut off, a and c healthy", [&] {
+    return m.b.Http("GET", "/health").body.find("cut off from the mesh") != std::string::npos &&
+           Health(m.a) == 200 && Health(m.c) == 200;
+  }));
+
+  m.ab.Unblock();
+  m.cb.Unblock();
+  ASSERT_TRUE(m.mesh.WaitForConvergence());
+  ASSERT_TRUE(m.mesh.WaitUntil("b healthy again", [&] { return Health(m.b) == 200; }));
+
+  // A peer that is down withdraws nobody: no one hears it.
+  ASSERT_EQ(m.c.Stop(), 0);
+  ASSERT_TRUE(m.mesh.WaitUntil("a and b report c silent", [&] {
+    return OriginSilent(m.a, "c") && OriginSilent(m.b, "c");
+  }));
+  EXPECT_EQ(Health(m.a), 200) << m.a.Http("GET", "/health").body;
+  EXPECT_EQ(Health(m.b), 200) << m.b.Http("GET", "/health").body;
+}
+
 }  // namespace
 }  // namespace zonemesh::testing

@@ -89,6 +89,8 @@ TEST(ConfigTest, UnsetSettingsKeepTheirDeclaredDefaults) {
   EXPECT_EQ(c.retry_min_ms, defaults.retry_min_ms);
   EXPECT_EQ(c.retry_max_ms, defaults.retry_max_ms);
   EXPECT_EQ(c.request_timeout_ms, defaults.request_timeout_ms);
+  EXPECT_EQ(c.heartbeat_interval_ms, defaults.heartbeat_interval_ms);
+  EXPECT_EQ(c.link_timeout_ms, defaults.link_timeout_ms);
   EXPECT_EQ(c.outbox_retention_seconds, defaults.outbox_retention_seconds);
   EXPECT_EQ(c.log_level, defaults.log_level);
   EXPECT_EQ(c.database.busy_timeout_ms, db::DatabaseConfig().busy_timeout_ms);
@@ -103,6 +105,8 @@ TEST(ConfigTest, ParsesEveryTunableSetting) {
   j["retry_min_ms"] = 50;
   j["retry_max_ms"] = 60000;
   j["request_timeout_ms"] = 2500;
+  j["heartbeat_interval_ms"] = 250;
+  j["link_timeout_ms"] = 2000;
   j["outbox_retention_seconds"] = 86400;
   j["log_level"] = "debug";
   j["database"]["busy_timeout_ms"] = 1234;
@@ -115,6 +119,8 @@ TEST(ConfigTest, ParsesEveryTunableSetting) {
   EXPECT_EQ(c.retry_min_ms, 50);
   EXPECT_EQ(c.retry_max_ms, 60000);
   EXPECT_EQ(c.request_timeout_ms, 2500);
+  EXPECT_EQ(c.heartbeat_interval_ms, 250);
+  EXPECT_EQ(c.link_timeout_ms, 2000);
   EXPECT_EQ(c.outbox_retention_seconds, 86400);
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.database.busy_timeout_ms, 1234);
@@ -249,6 +255,15 @@ TEST(ConfigDatabaseTest, UnknownTypeIsNamed) {
 }
 
 // --------------------------------------------------- errors naming keys --
+
+TEST(ConfigErrorTest, LinkTimeoutMustExceedTheHeartbeatInterval) {
+  json j = Example();
+  j["heartbeat_interval_ms"] = 5000;
+  j["link_timeout_ms"] = 5000;
+  ExpectKeyError(j, "link_timeout_ms");
+  j["link_timeout_ms"] = 100;
+  ExpectKeyError(j, "link_timeout_ms");
+}
 
 TEST(ConfigErrorTest, UnknownTopLevelKey) {
   json j = Example();

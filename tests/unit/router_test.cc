@@ -676,23 +676,55 @@ TEST_F(RouterTest, MetricsAreValidPrometheusTextWithRealFigures) {
   EXPECT_NE(r.body.find("zonemesh_database_up{node=\"ns2\"} 1\n"), std::string::npos);
 }
 
-TEST_F(RouterTest, HealthFailsWhileAPeerLagsOrTheDatabaseIsDown) {
+TEST_F(RouterTest, HealthFailsOnTheNodeThatMissesDataOrWhoseDatabaseIsDown) {
   Router::Options o = NodeOptions();
   o.health_max_lag_seconds = 30;
   Reconfigure(o);
   EXPECT_EQ(Request("GET", "/health").status, 200);
-  // Changes queued for ns1 for two minutes: it lags.
+  // This node's own changes wait for ns1 for two minutes: ns1 is the one
+  // behind, not this node.
   board_->UpdatePeer("ns1", [](PeerState& p) {
     p.queue_depth = 12;
     p.oldest_unacked_hlc = NowMicros() - 120 * 1000000LL;
   });
-  HttpResponse lagging = Request("GET", "/health");
-  EXPECT_EQ(lagging.status, 503);
-  EXPECT_NE(lagging.body.find("ns1"), std::string::npos) << lagging.body;
-  // Allowing one lagging peer makes it healthy again.
+  EXPECT_EQ(Request("GET", "/health").status, 200);
+  // ns1's heartbeat says 12 of its changes are missing here, the oldest two
+  // minutes old: this node is behind.
+  json heartbeat{{"v", kProtocolVersion},
+                 {"origin", "ns1"},
+                 {"target", "ns2"},
+                 {"fingerprint", "F"},
+                 {"head", json::array({40, 400})},
+                 {"unacked", 12},
+                 {"oldest_unacked_hlc", NowMicros() - 120 * 1000000LL},
+                 {"heard", json::object()}};
+  ASSERT_EQ(Request("POST", "/v1/hello", heartbeat.dump()).status, 200);
+  HttpResponse behind = Request("GET", "/health");
+  EXPECT_EQ(behind.status, 503);
+  EXPECT_NE(behind.body.find("ns1: it says 12 change(s)"), std::string::npos) << behind.body;
+  json status = json::parse(Request("GET", "/status").body);
+  json origin;
+  for (const json& e : status["origins"]) {
+    if (e["id"] == "ns1") origin = e;
+  }
+  EXPECT_EQ(origin["head"], "40:400") << status.dump();
+  EXPECT_EQ(origin["behind_changes"], 12) << status.dump();
+  // Allowing one peer behind makes it healthy again.
   o.health_max_lagging_peers = 1;
   Reconfigure(o);
   EXPECT_EQ(Request("GET", "/health").status, 200);
+  // Malformed heartbeat fields are refused and change nothing.
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, json>>{{"head", json::array({1})},
+                                                 {"unacked", -1},
+                                                 {"oldest_unacked_hlc", "yesterday"},
+                                                 {"heard", json::array()},
+                                                 {"heard", json{{"not a node id!", 5}}},
+                                                 {"heard", json{{"ns3", -5}}}}) {
+    json bad = heartbeat;
+    bad[field] = value;
+    EXPECT_EQ(Request("POST", "/v1/hello", bad.dump()).status, 400) << field << " " << value.dump();
+  }
   board_->UpdatePeer("ns1", [](PeerState& p) { p.queue_depth = 0; });
   board_->SetDatabase(false, "connection refused");
   HttpResponse down = Request("GET", "/health");
