@@ -289,6 +289,14 @@ TEST_P(ApplierTest, TwoNodesReplacingTheSameRRsetConverge) {
 // time; InnoDB's DELETE locks the range it read, so a late insert waits and
 // joins the new incarnation.) A REPEATABLE READ transaction stands for the
 // statement's snapshot, so that the interleaving is the same on every run.
+// example.com with txt.example.com TXT replaced once (the set has an
+// incarnation of its own, as after any API or DDNS replace).
+void ZoneWithAReplacedTxtSet(Node& n) {
+  n.w->CreateZone("example.com");
+  n.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
+  n.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+}
+
 void ReplaceFromAnOldSnapshot(Node& n, const std::function<void()>& meanwhile,
                               const std::string& content) {
   auto replacer = db::Open(n.cfg);
@@ -310,9 +318,7 @@ TEST_P(ApplierTest, ARowTheApplierCommittedUnseenByALocalReplaceEndsWithIt) {
   }
   Node& a = NewNode("a");
   Node& b = NewNode("b");
-  a.w->CreateZone("example.com");
-  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
-  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+  ZoneWithAReplacedTxtSet(a);
   mesh_.SyncAll();
   a.w->AddRecord("example.com", "txt.example.com", "TXT", "\"added on a\"");
   ReplaceFromAnOldSnapshot(b, [&] { mesh_.Sync(a, b); }, "\"replaced on b\"");
@@ -332,9 +338,7 @@ TEST_P(ApplierTest, ALocalRowCommittedUnseenByALocalReplaceEndsWithIt) {
   Node& a = NewNode("a");
   Node& b = NewNode("b");
   // All written on b: its applier has written nothing that could race.
-  b.w->CreateZone("example.com");
-  b.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
-  b.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+  ZoneWithAReplacedTxtSet(b);
   mesh_.Sync(b, a);
   ReplaceFromAnOldSnapshot(
       b, [&] { b.w->AddRecord("example.com", "txt.example.com", "TXT", "\"added on b\""); },
@@ -357,9 +361,7 @@ TEST_P(ApplierTest, ADeleteFromAnOldSnapshotEndsTheRowsItDeletedEverywhere) {
   }
   Node& a = NewNode("a");
   Node& b = NewNode("b");
-  a.w->CreateZone("example.com");
-  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"one\""});
-  a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"two\""});
+  ZoneWithAReplacedTxtSet(a);
   mesh_.SyncAll();
   a.w->ReplaceRRset("example.com", "txt.example.com", "TXT", {"\"three\""});
   auto deleter = db::Open(b.cfg);
@@ -382,8 +384,12 @@ TEST_P(ApplierTest, ADeleteFromAnOldSnapshotEndsTheRowsItDeletedEverywhere) {
 // restarted meanwhile no longer knows what its applier wrote: it suspects
 // every key for a while (Applier::SuspectEverything). InnoDB lets the
 // interleaving be forced: the writer's snapshot predates the applier's
-// commit, its trigger's upsert reads the version current.
+// commit, its trigger's upsert reads the version current. `from` creates the
+// zone and adds the record (TTL 300); `to`'s writer adds it too (TTL 600).
 void InsertFromAnOldSnapshot(InprocMesh& mesh, Node& from, Node& to) {
+  from.w->CreateZone("example.com");
+  mesh.SyncAll();
+  from.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
   auto writer = db::Open(to.cfg);
   writer->BeginSnapshot();
   const Value id = writer->Query("SELECT id FROM domains WHERE name = 'example.com'")[0][0];
@@ -401,9 +407,6 @@ TEST_P(ApplierTest, ALocalAndAReplicatedInsertOfOneRecordLeaveOneCopy) {
   }
   Node& a = NewNode("a");
   Node& b = NewNode("b");
-  a.w->CreateZone("example.com");
-  mesh_.SyncAll();
-  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
   InsertFromAnOldSnapshot(mesh_, a, b);
   ASSERT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'A'"), 2);
   mesh_.SyncAll();
@@ -418,9 +421,6 @@ TEST_P(ApplierTest, ACopyLeftBeforeARestartIsRemovedAfterIt) {
   }
   Node& a = NewNode("a");
   Node& b = NewNode("b");
-  a.w->CreateZone("example.com");
-  mesh_.SyncAll();
-  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
   InsertFromAnOldSnapshot(mesh_, a, b);
   // b's daemon restarts before its round is stamped: a new applier, which
   // suspects every key at start as the daemon makes it.

@@ -168,6 +168,17 @@ TEST_P(ZoneSemanticsTest, SoaSerialStrategyNeverKeepsAStateItsOriginReplaced) {
   }
 }
 
+// www.example.com A written on a, then its TTL set concurrently to 1000 on
+// a and 80 on c; c has received a's value.
+void ConcurrentTtls(InprocMesh& mesh, Node& a, Node& c) {
+  a.w->CreateZone("example.com");
+  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
+  mesh.SyncAll();
+  a.w->SetTtl("example.com", "www.example.com", "A", 1000);
+  c.w->SetTtl("example.com", "www.example.com", "A", 80);
+  mesh.Sync(a, c);
+}
+
 // The same with a value-based plug-in (the example ttl-keeper: the larger
 // TTL wins a conflict). c holds a's first value against its own, a then
 // replaces its first value: c must decide again between a's second value and
@@ -176,12 +187,7 @@ TEST_P(ZoneSemanticsTest, PluginStrategyNeverKeepsAStateItsOriginReplaced) {
   conflict::StrategyOptions opts{{}, testing::BuiltPluginPath()};
   Node& a = NewNode("a", Policy("custom", opts));
   Node& c = NewNode("c", Policy("custom", opts));
-  a.w->CreateZone("example.com");
-  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
-  mesh_.SyncAll();
-  a.w->SetTtl("example.com", "www.example.com", "A", 1000);
-  c.w->SetTtl("example.com", "www.example.com", "A", 80);
-  mesh_.Sync(a, c);
+  ConcurrentTtls(mesh_, a, c);
   EXPECT_EQ(Ttl(c, "www.example.com"), 1000);  // the larger of two concurrent values
   a.w->SetTtl("example.com", "www.example.com", "A", 50);  // a replaces its 1000
   mesh_.Sync(a, c);
@@ -200,12 +206,7 @@ TEST_P(ZoneSemanticsTest, ANodeJoinedBySnapshotDecidesAmongTheSameConcurrentStat
   conflict::StrategyOptions opts{{}, testing::BuiltPluginPath()};
   Node& a = NewNode("a", Policy("custom", opts));
   Node& c = NewNode("c", Policy("custom", opts));
-  a.w->CreateZone("example.com");
-  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1", 300);
-  mesh_.SyncAll();
-  a.w->SetTtl("example.com", "www.example.com", "A", 1000);
-  c.w->SetTtl("example.com", "www.example.com", "A", 80);
-  mesh_.Sync(a, c);  // c holds both states and shows the larger
+  ConcurrentTtls(mesh_, a, c);  // c holds both states and shows the larger
   Node& d = NewNode("d", Policy("custom", opts));
   EXPECT_GT(mesh_.Join(c, d), 0);
   EXPECT_EQ(Ttl(d, "www.example.com"), 1000);
