@@ -381,8 +381,8 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
   c.heartbeat_interval_ms =
       static_cast<int>(s.Int("heartbeat_interval_ms", c.heartbeat_interval_ms, 100, 600000));
   c.link_timeout_ms = static_cast<int>(s.Int("link_timeout_ms", c.link_timeout_ms, 200, 3600000));
-  if (c.link_timeout_ms <= c.heartbeat_interval_ms)
-    s.Fail("link_timeout_ms", "must be longer than heartbeat_interval_ms");
+  if (c.link_timeout_ms < 2 * c.heartbeat_interval_ms)
+    s.Fail("link_timeout_ms", "must be at least twice heartbeat_interval_ms");
   c.outbox_retention_seconds =
       s.Int("outbox_retention_seconds", c.outbox_retention_seconds, 0, int64_t{10} * 365 * 86400);
   if (s.Has("health")) {

@@ -160,7 +160,7 @@ struct Config {
   // /status, /metrics), and a sender whose heartbeat is not answered in
   // that time reports the link down.
   int heartbeat_interval_ms = 1000;
-  int link_timeout_ms = 5000;
+  int link_timeout_ms = 5000;  // at least twice heartbeat_interval_ms
 
   // Acknowledged outbox rows older than this are deleted.
   int64_t outbox_retention_seconds = 3600;

@@ -413,11 +413,13 @@ struct Daemon::Impl {
         spdlog::info("{}", line);
       }
     }
-    // What each peer has not acknowledged, counted here too: a link whose
-    // push hangs (a peer that accepts connections and answers nothing)
-    // cannot count its own queue meanwhile.
-    const std::map<std::string, Position> saved = outbox.LoadCursors();
-    for (const auto& [peer, acked] : status.AckedPositions()) {
+    // What each peer has not acknowledged, counted here too when its link
+    // has not for 2 s: a link whose push hangs (a peer that accepts
+    // connections and answers nothing) cannot count its own queue.
+    const std::map<std::string, Position> stale = status.AckedPositions(2000);
+    const std::map<std::string, Position> saved =
+        stale.empty() ? std::map<std::string, Position>{} : outbox.LoadCursors();
+    for (const auto& [peer, acked] : stale) {
       Position from = acked;
       if (auto it = saved.find(peer); it != saved.end()) from = std::max(from, it->second);
       const int64_t depth = outbox.CountAfter(from);

@@ -93,6 +93,7 @@ void PeerLink::RefreshQueue(bool force) {
   status_.UpdatePeer(peer_.id, [&](PeerState& p) {
     p.queue_depth = depth;
     p.oldest_unacked_hlc = oldest;
+    p.queue_counted_at = now;
     p.acked = cursor_;
   });
 }

@@ -109,13 +109,17 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
     } else {
       ++silent_peers;
       // Silent here: is it alive? A peer heard here recently says whether
-      // it heard this one recently.
+      // it heard this one clearly more recently (within half the timeout,
+      // counting the age of its report): a peer that just went down was
+      // heard by everyone at about the same time, and withdraws no one.
       for (const PeerState& q : peers_) {
         if (q.id == p.id || silent(q.id)) continue;
         auto qt = origins_.find(q.id);
         if (qt == origins_.end() || now - qt->second.heard_of_at > link_timeout_us_) continue;
         auto r = qt->second.heard_of.find(p.id);
-        if (r == qt->second.heard_of.end() || !r->second || *r->second * 1000 > link_timeout_us_) continue;
+        if (r == qt->second.heard_of.end() || !r->second) continue;
+        const int64_t age_us = *r->second * 1000 + (now - qt->second.heard_of_at);
+        if (age_us > link_timeout_us_ / 2) continue;
         why = "nothing heard from it for " + std::to_string((now - heard_at(p.id)) / 1000000) +
               " s, while " + q.id + " hears it";
         break;
@@ -392,10 +396,13 @@ std::vector<std::pair<bool, std::string>> StatusBoard::CheckSilence(int64_t time
   return lines;
 }
 
-std::map<std::string, Position> StatusBoard::AckedPositions() const {
+std::map<std::string, Position> StatusBoard::AckedPositions(int64_t older_than_ms) const {
+  const int64_t now = NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, Position> out;
-  for (const PeerState& p : peers_) out[p.id] = p.acked;
+  for (const PeerState& p : peers_) {
+    if (now - p.queue_counted_at > older_than_ms * 1000) out[p.id] = p.acked;
+  }
   return out;
 }
 
@@ -405,6 +412,7 @@ void StatusBoard::SetQueue(const std::string& peer, int64_t depth, std::optional
     if (p.id != peer) continue;
     p.queue_depth = depth;
     p.oldest_unacked_hlc = oldest_hlc;
+    p.queue_counted_at = NowMicros();
   }
 }
 

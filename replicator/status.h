@@ -30,6 +30,7 @@ struct PeerState {
   // unknown origin), "needs-resync" (history it lacks was purged here).
   std::string state = "starting";
   int64_t queue_depth = 0;                  // changes it has not acknowledged
+  int64_t queue_counted_at = 0;             // µs: when queue_depth was counted
   std::optional<int64_t> oldest_unacked_hlc;  // commit time (µs) of the oldest of them
   Position acked;
   // The error of the failing exchange; cleared by the next success.
@@ -102,8 +103,9 @@ class StatusBoard {
   // silent. Returns one log line per change, with whether the peer fell
   // silent (or was heard again).
   std::vector<std::pair<bool, std::string>> CheckSilence(int64_t timeout_ms);
-  // The last acknowledged position of each configured peer.
-  std::map<std::string, Position> AckedPositions() const;
+  // The last acknowledged position of each configured peer whose queue
+  // was last counted longer than `older_than_ms` ago.
+  std::map<std::string, Position> AckedPositions(int64_t older_than_ms) const;
   // For a heartbeat: ms since each configured peer was last heard (null:
   // never since start).
   std::map<std::string, std::optional<int64_t>> HeardAges() const;

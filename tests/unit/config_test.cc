@@ -259,7 +259,7 @@ TEST(ConfigDatabaseTest, UnknownTypeIsNamed) {
 TEST(ConfigErrorTest, LinkTimeoutMustExceedTheHeartbeatInterval) {
   json j = Example();
   j["heartbeat_interval_ms"] = 5000;
-  j["link_timeout_ms"] = 5000;
+  j["link_timeout_ms"] = 9999;
   ExpectKeyError(j, "link_timeout_ms");
   j["link_timeout_ms"] = 100;
   ExpectKeyError(j, "link_timeout_ms");
