@@ -15,6 +15,8 @@
 #include "replicator/auth.h"
 #include "replicator/catalog_labels.h"
 #include "replicator/conflicts.h"
+#include "replicator/digest.h"
+#include "replicator/dump.h"
 #include "replicator/http.h"
 #include "replicator/installer.h"
 #include "replicator/local_round.h"
@@ -111,6 +113,22 @@ struct Daemon::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 << attempt, 50)));
         lock.lock();
       }
+    }
+  }
+
+  // For /v1/digest: the canonical dump read in one snapshot, on a
+  // connection of its own, one request at a time.
+  nlohmann::json Digest(const std::optional<std::string>& zone) {
+    std::lock_guard<std::mutex> lock(digest_mu);
+    try {
+      auto conn = Open();
+      conn->BeginReadOnlySnapshot();
+      std::vector<std::string> dump = CanonicalDump(*conn);
+      conn->Rollback();
+      if (zone) return nlohmann::json{{"zone", *zone}, {"lines", LinesOfZone(dump, *zone)}};
+      return DigestsToJson(ZoneDigests(dump));
+    } catch (const db::Error& e) {
+      throw UnavailableError(std::string("database: ") + e.what());
     }
   }
 
@@ -533,6 +551,7 @@ struct Daemon::Impl {
   // Outbox thread: ResumeUnfinishedRounds ran; the last stamped csn whose
   // round is finished, and the one recorded in the database.
   bool rounds_checked = false;
+  std::mutex digest_mu;  // one /v1/digest at a time
   int64_t rounds_finished = 0;
   int64_t rounds_recorded = 0;
   int64_t last_join_attempt = 0;
@@ -603,7 +622,8 @@ int Daemon::Run() {
   ropts.health_max_lagging_peers = cfg.health_max_lagging_peers;
   ropts.history_retention_seconds = cfg.history_retention_seconds;
   Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
-                          [&m](const std::string& o) { return m.Acknowledged(o); }};
+                          [&m](const std::string& o) { return m.Acknowledged(o); },
+                          [&m](const std::optional<std::string>& z) { return m.Digest(z); }};
   auto router = std::make_shared<Router>(ropts, backend, m.status);
 
   HttpServer::Options sopts;

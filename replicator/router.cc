@@ -35,7 +35,8 @@ HttpResponse Router::Handle(const HttpRequest& req) const {
   const std::string path = PathOf(req.target);
   try {
     const bool snapshot = path.rfind("/v1/snapshot/", 0) == 0;
-    if ((path == "/v1/push" || path == "/v1/hello" || path == "/v1/notice" || snapshot) &&
+    if ((path == "/v1/push" || path == "/v1/hello" || path == "/v1/notice" || path == "/v1/digest" ||
+         snapshot) &&
         options_.scope != Scope::kReadOnly) {
       if (req.method != "POST") return ErrorResponse(405, path + " takes POST");
       if (options_.verifier) {
@@ -50,6 +51,7 @@ HttpResponse Router::Handle(const HttpRequest& req) const {
         }
       }
       if (path == "/v1/notice") return Notice(req);
+      if (path == "/v1/digest") return Digest(req);
       if (snapshot) return Snapshot(path, req);
       return path == "/v1/push" ? Push(req) : Hello(req);
     }
@@ -176,6 +178,32 @@ HttpResponse Router::Notice(const HttpRequest& req) const {
   spdlog::error("peer {} says this node needs a resync: {}; run `zonemesh join --from {}`", origin, reason, origin);
   status_.MarkNeedsResync(origin, reason);
   return JsonResponse(200, json{{"node_id", options_.node_id}});
+}
+
+HttpResponse Router::Digest(const HttpRequest& req) const {
+  if (!backend_.digest) return ErrorResponse(404, "this node serves no digests");
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("origin") || !j["origin"].is_string() ||
+      !j.contains("target") || !j["target"].is_string() || !j.contains("fingerprint") ||
+      !j["fingerprint"].is_string() || !j.contains("v") || !j["v"].is_number_integer()) {
+    return ErrorResponse(400, "digest requests are {\"v\", \"origin\", \"target\", \"fingerprint\", \"zone\"?}");
+  }
+  if (j["v"].get<int64_t>() != kProtocolVersion) {
+    return ErrorResponse(400, "protocol version " + j["v"].dump() + " is not supported");
+  }
+  HttpResponse check = CheckSender(j["origin"].get<std::string>(), j["target"].get<std::string>(),
+                                   j["fingerprint"].get<std::string>());
+  if (check.status) return check;
+  std::optional<std::string> zone;
+  if (j.contains("zone") && !j["zone"].is_null()) {
+    if (!j["zone"].is_string() || j["zone"].get<std::string>().size() > 255) {
+      return ErrorResponse(400, "\"zone\" must be a zone name");
+    }
+    zone = j["zone"].get<std::string>();
+  }
+  json body = backend_.digest(zone);
+  body["node_id"] = options_.node_id;
+  return JsonResponse(200, body);
 }
 
 HttpResponse Router::Snapshot(const std::string& path, const HttpRequest& req) const {

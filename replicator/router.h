@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -76,6 +77,9 @@ class Router {
   struct Backend {
     std::function<ApplyResult(const Batch&)> apply;
     std::function<Position(const std::string& origin)> acknowledged;
+    // This node's zone digests ({"zones": ...}), or with a zone the lines of
+    // its canonical dump ({"zone", "lines"}); null: not served.
+    std::function<nlohmann::json(const std::optional<std::string>& zone)> digest;
   };
 
   Router(Options options, Backend backend, StatusBoard& status)
@@ -89,6 +93,7 @@ class Router {
   HttpResponse Hello(const HttpRequest& req) const;
   HttpResponse Notice(const HttpRequest& req) const;
   HttpResponse Snapshot(const std::string& path, const HttpRequest& req) const;
+  HttpResponse Digest(const HttpRequest& req) const;
   // Checks the parts of a hello or push that identify the sender; returns a
   // response to send back, or status 0 when the sender is acceptable.
   HttpResponse CheckSender(const std::string& origin, const std::string& target,

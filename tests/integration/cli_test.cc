@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::vector<std::string> kCommands = {"install", "uninstall", "run", "status", "dump"};
+const std::vector<std::string> kCommands = {"install", "uninstall", "run", "status", "dump", "verify"};
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -421,6 +421,46 @@ TEST_F(CliTest, StatusAsksTheRunningDaemon) {
   EXPECT_FALSE(s.contains("daemon")) << s.dump(2);
   EXPECT_TRUE(s.contains("uptime_seconds")) << s.dump(2);
   EXPECT_EQ(n.Stop(), 0) << n.LogTail();
+}
+
+// -------------------------------------------------------------- verify --
+
+TEST_F(CliTest, VerifyNamesTheZoneAndTheRowsThatDiffer) {
+  Cluster mesh(2, "verify");
+  Node &a = mesh[0], &b = mesh[1];
+  mesh.StartAll();
+  ASSERT_TRUE(mesh.WaitForConnected());
+  {
+    auto c = a.Connect();
+    WithTransaction(*c, [&] {
+      pdns::CreateZone(*c, "same.test");
+      pdns::CreateZone(*c, "drift.test");
+    });
+  }
+  ASSERT_TRUE(mesh.WaitForConvergence());
+  CommandResult same = Zm({"verify", "--config", a.config_path()});
+  EXPECT_EQ(same.exit_code, 0) << same.Describe();
+  EXPECT_TRUE(Contains(same.out, "b: the same data")) << same.Describe();
+
+  // b's drift.test changed behind zonemesh's back: nothing is captured.
+  {
+    auto c = b.Connect();
+    c->SetApplying(true);
+    ASSERT_EQ(c->Execute("UPDATE records SET ttl = 999 WHERE name = 'drift.test' AND type = 'SOA'"), 1);
+  }
+  CommandResult differ = Zm({"verify", "--config", a.config_path(), "--zone", "drift.test"});
+  EXPECT_EQ(differ.exit_code, 1) << differ.Describe();
+  EXPECT_TRUE(Contains(differ.out, "b: drift.test: differs: 2 rows here, 2 on b")) << differ.Describe();
+  EXPECT_FALSE(Contains(differ.out, "same.test")) << differ.Describe();
+  EXPECT_TRUE(Contains(differ.out, "- {\"k\":\"drift.test|drift.test|SOA")) << differ.Describe();
+  EXPECT_TRUE(Contains(differ.out, "\"ttl\":999")) << differ.Describe();
+  // A peer the config does not name is a usage error.
+  EXPECT_EQ(Zm({"verify", "--config", a.config_path(), "--peer", "nobody"}).exit_code, 2);
+  // A stopped peer cannot be asked: a failure, said as such.
+  ASSERT_EQ(b.Stop(), 0);
+  CommandResult down = Zm({"verify", "--config", a.config_path()});
+  EXPECT_EQ(down.exit_code, 1) << down.Describe();
+  EXPECT_TRUE(Contains(down.out, "b: cannot compare")) << down.Describe();
 }
 
 // ---------------------------------------------------------------- dump --

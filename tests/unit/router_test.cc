@@ -21,6 +21,7 @@
 #include "replicator/applier.h"
 #include "replicator/auth.h"
 #include "replicator/config.h"
+#include "replicator/digest.h"
 #include "replicator/dump.h"
 #include "replicator/installer.h"
 #include "replicator/router.h"
@@ -158,6 +159,11 @@ class RouterTest : public ::testing::Test {
     Router::Backend backend;
     backend.apply = [this](const Batch& b) { return applier_->Apply(b); };
     backend.acknowledged = [this](const std::string& o) { return applier_->Acknowledged(o); };
+    backend.digest = [this](const std::optional<std::string>& zone) {
+      std::vector<std::string> dump = CanonicalDump(*conn_);
+      if (zone) return json{{"zone", *zone}, {"lines", LinesOfZone(dump, *zone)}};
+      return DigestsToJson(ZoneDigests(dump));
+    };
     router_ = std::make_unique<Router>(std::move(options), std::move(backend), *board_);
   }
   HttpResponse Push(const std::string& body) { return Request("POST", "/v1/push", body); }
@@ -553,6 +559,8 @@ TEST_F(AuthRouterTest, UnsignedPushAndHelloAreRefusedWithoutChangingData) {
   EXPECT_EQ(r.status, 401) << r.body;
   EXPECT_NE(r.body.find("not signed"), std::string::npos) << r.body;
   EXPECT_EQ(Request("POST", "/v1/hello", ValidHelloFor("ns1").dump()).status, 401);
+  // The digests and the rows of a zone (DNSSEC keys, TSIG secrets) too.
+  EXPECT_EQ(Request("POST", "/v1/digest", ValidHelloFor("ns1").dump()).status, 401);
   EXPECT_EQ(Domains(), 0);
   // Read-only endpoints stay open.
   EXPECT_EQ(Request("GET", "/status").status, 200);
@@ -745,6 +753,32 @@ TEST_F(RouterTest, ChangesOlderThanTheHistoryRetentionAreRefusedAsNeedingResync)
   EXPECT_NE(j["error"].get<std::string>().find("history retention"), std::string::npos) << r.body;
   EXPECT_EQ(conn_->Query("SELECT COUNT(*) FROM domains")[0][0].AsInt(), 0);
   EXPECT_EQ(applier_->Acknowledged("ns1"), Position{});
+}
+
+TEST_F(RouterTest, DigestsAreServedToPeersOnly) {
+  EXPECT_EQ(Request("POST", "/v1/digest", ValidHelloFor("ns1").dump()).status, 404)
+      << "served without a digest backend";
+  Reconfigure(NodeOptions());  // with one
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  json ask = ValidHelloFor("ns1");
+  HttpResponse r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::map<std::string, ZoneDigest> got = DigestsFromJson(Body(r));
+  EXPECT_EQ(got, ZoneDigests(Dump()));
+  ASSERT_EQ(got.size(), 1u);
+  const std::string zone = got.begin()->first;
+  ask["zone"] = zone;
+  r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["lines"], json(LinesOfZone(Dump(), zone)));
+  // Strangers and malformed requests learn nothing.
+  json stranger = ValidHelloFor("ns1");
+  stranger["origin"] = "mallory";
+  EXPECT_EQ(Request("POST", "/v1/digest", stranger.dump()).status, 403);
+  json bad = ValidHelloFor("ns1");
+  bad["zone"] = 5;
+  EXPECT_EQ(Request("POST", "/v1/digest", bad.dump()).status, 400);
+  EXPECT_EQ(Request("GET", "/v1/digest").status, 405);
 }
 
 TEST_F(RouterTest, NoticeOfNeededResyncFailsHealthUntilTheOriginPushesAgain) {
