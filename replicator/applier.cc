@@ -1384,7 +1384,10 @@ int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes,
       image.zone = c.row.zone;
       for (size_t i = 0; i < c.spec->columns.size(); ++i)
         image.values.push_back(TableSql::Normalize(r[i + 1], c.spec->columns[i].type));
-      if (image == c.row) {
+      // One copy stays, the first equal to the captured value; the others
+      // go, equal ones too (two inserts of the same value are still one
+      // write too many: every other node holds one copy).
+      if (image == c.row && !kept) {
         kept = true;
       } else {
         stale.push_back(r[0]);
