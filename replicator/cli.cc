@@ -315,14 +315,13 @@ int Status(const Args& a) {
     json peers = json::array();
     for (const PeerConfig& p : cfg.peers) {
       Position c = cursors.count(p.id) ? cursors[p.id] : Position{};
-      int64_t depth = outbox.CountAfter(c);
-      std::optional<int64_t> oldest = depth > 0 ? outbox.OldestHlcAfter(c) : std::nullopt;
+      const Outbox::Queue q = outbox.QueueAfter(c);
       peers.push_back({{"id", p.id},
                        {"url", p.url},
                        {"connected", false},
                        {"state", "daemon-stopped"},
-                       {"queue_depth", depth},
-                       {"lag_seconds", oldest ? (NowMicros() - *oldest) / 1e6 : 0.0},
+                       {"queue_depth", q.depth},
+                       {"lag_seconds", q.oldest_hlc ? (NowMicros() - *q.oldest_hlc) / 1e6 : 0.0},
                        {"acked", c.ToString()},
                        {"last_error", nullptr}});
     }

@@ -440,8 +440,8 @@ struct Daemon::Impl {
     for (const auto& [peer, acked] : stale) {
       Position from = acked;
       if (auto it = saved.find(peer); it != saved.end()) from = std::max(from, it->second);
-      const int64_t depth = outbox.CountAfter(from);
-      status.SetQueue(peer, depth, depth > 0 ? outbox.OldestHlcAfter(from) : std::nullopt);
+      const Outbox::Queue q = outbox.QueueAfter(from);
+      status.SetQueue(peer, q.depth, q.oldest_hlc);
     }
     int64_t unstamped = conn.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
     status.SetOutbox(outbox.LastPosition(), unstamped);

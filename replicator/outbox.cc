@@ -278,6 +278,13 @@ int64_t Outbox::CountAfter(const Position& after) {
   return stamped + unstamped;
 }
 
+Outbox::Queue Outbox::QueueAfter(const Position& after) {
+  Queue q;
+  q.depth = CountAfter(after);
+  if (q.depth > 0) q.oldest_hlc = OldestHlcAfter(after);
+  return q;
+}
+
 std::optional<int64_t> Outbox::OldestHlcAfter(const Position& after) {
   schema::SqlDialect d(conn_.dialect());
   db::Params params;

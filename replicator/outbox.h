@@ -71,6 +71,14 @@ class Outbox {
   // The hlc (commit-time microseconds) of the oldest change after `after`.
   std::optional<int64_t> OldestHlcAfter(const Position& after);
 
+  // What a peer that acknowledged `after` lacks: CountAfter, and the
+  // OldestHlcAfter of them (unset when none).
+  struct Queue {
+    int64_t depth = 0;
+    std::optional<int64_t> oldest_hlc;
+  };
+  Queue QueueAfter(const Position& after);
+
   // The last stamped position (zero when none).
   Position LastPosition();
 

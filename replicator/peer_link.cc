@@ -88,11 +88,10 @@ void PeerLink::RefreshQueue(bool force) {
   const int64_t now = NowMicros();
   if (!force && now - queue_refreshed_at_ < 1000000) return;
   queue_refreshed_at_ = now;
-  int64_t depth = outbox_->CountAfter(cursor_);
-  std::optional<int64_t> oldest = depth > 0 ? outbox_->OldestHlcAfter(cursor_) : std::nullopt;
+  queue_ = outbox_->QueueAfter(cursor_);
   status_.UpdatePeer(peer_.id, [&](PeerState& p) {
-    p.queue_depth = depth;
-    p.oldest_unacked_hlc = oldest;
+    p.queue_depth = queue_.depth;
+    p.oldest_unacked_hlc = queue_.oldest_hlc;
     p.queue_counted_at = now;
     p.acked = cursor_;
   });
@@ -117,13 +116,12 @@ void PeerLink::Hello(bool heartbeat) {
   std::optional<std::chrono::milliseconds> timeout;
   if (heartbeat) {
     // What the peer can tell from it: this node is there, how far its
-    // stream goes, and how much of it the peer lacks since when.
+    // stream goes, and how much of it the peer lacks since when (as
+    // counted just before, by RefreshQueue).
     const Position head = outbox_->LastPosition();
-    const int64_t unacked = outbox_->CountAfter(cursor_);
-    std::optional<int64_t> oldest = unacked > 0 ? outbox_->OldestHlcAfter(cursor_) : std::nullopt;
     hello["head"] = json::array({head.csn, head.id});
-    hello["unacked"] = unacked;
-    hello["oldest_unacked_hlc"] = oldest ? json(*oldest) : json(nullptr);
+    hello["unacked"] = queue_.depth;
+    hello["oldest_unacked_hlc"] = queue_.oldest_hlc ? json(*queue_.oldest_hlc) : json(nullptr);
     // Which peers this node hears, so that the peer can tell a node that
     // is down from a link of its own that is cut (its /health).
     json heard = json::object();

@@ -46,7 +46,8 @@ class PeerLink {
   bool Step();
   // Introduces this node (after a failure, at start) or, with
   // `heartbeat`, tells an idle peer this node's position and what it has
-  // not acknowledged, within link_timeout_ms.
+  // not acknowledged (queue_: call RefreshQueue(true) first), within
+  // link_timeout_ms.
   void Hello(bool heartbeat = false);
   // POSTs to the peer's `endpoint` ("/v1/push"), signed when auth is on.
   HttpClient::Response Post(const std::string& endpoint, const std::string& body,
@@ -76,6 +77,7 @@ class PeerLink {
   int backoff_ms_ = 0;          // current back-off, doubling while failures repeat
   bool backoff_pending_ = false;  // the last step failed: wait backoff_ms_ first
   int64_t queue_refreshed_at_ = 0;
+  Outbox::Queue queue_;  // as RefreshQueue last counted it
   int64_t last_exchange_at_ = 0;  // µs: the last request the peer answered
 
   std::mutex mu_;
