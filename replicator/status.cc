@@ -88,11 +88,7 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
     return "this node needs a resync (`zonemesh join`): " + needs_resync_.begin()->first + ": " +
            needs_resync_.begin()->second;
   }
-  auto heard_at = [&](const std::string& id) {
-    auto it = origins_.find(id);
-    return it != origins_.end() && it->second.last_heard_at > 0 ? it->second.last_heard_at : started_at_;
-  };
-  auto silent = [&](const std::string& id) { return now - heard_at(id) > link_timeout_us_; };
+  auto silent = [&](const std::string& id) { return now - HeardAt(id) > link_timeout_us_; };
   std::string behind;
   int count = 0;
   size_t silent_peers = 0;
@@ -101,10 +97,9 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
     const OriginState* o = it != origins_.end() ? &it->second : nullptr;
     std::string why;
     if (!silent(p.id)) {
-      if (o && o->unacked > 0 && o->oldest_unacked_hlc &&
-          Seconds(now - *o->oldest_unacked_hlc) > max_lag_seconds) {
+      if (o && BehindSeconds(*o, now) > max_lag_seconds) {
         why = "it says " + std::to_string(o->unacked) + " change(s) of its own are missing here, the oldest " +
-              std::to_string(static_cast<int64_t>(Seconds(now - *o->oldest_unacked_hlc))) + " s old";
+              std::to_string(static_cast<int64_t>(BehindSeconds(*o, now))) + " s old";
       }
     } else {
       ++silent_peers;
@@ -120,7 +115,7 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
         if (r == qt->second.heard_of.end() || !r->second) continue;
         const int64_t age_us = *r->second * 1000 + (now - qt->second.heard_of_at);
         if (age_us > link_timeout_us_ / 2) continue;
-        why = "nothing heard from it for " + std::to_string((now - heard_at(p.id)) / 1000000) +
+        why = "nothing heard from it for " + std::to_string((now - HeardAt(p.id)) / 1000000) +
               " s, while " + q.id + " hears it";
         break;
       }
@@ -138,6 +133,15 @@ std::string StatusBoard::Unhealthy(double max_lag_seconds, int max_lagging_peers
     return "behind " + std::to_string(count) + " peer(s): " + behind;
   }
   return "";
+}
+
+int64_t StatusBoard::HeardAt(const std::string& origin) const {
+  auto it = origins_.find(origin);
+  return it != origins_.end() && it->second.last_heard_at > 0 ? it->second.last_heard_at : started_at_;
+}
+
+double StatusBoard::BehindSeconds(const OriginState& o, int64_t now) {
+  return o.unacked > 0 && o.oldest_unacked_hlc ? std::max(0.0, Seconds(now - *o.oldest_unacked_hlc)) : 0;
 }
 
 std::map<std::string, std::optional<int64_t>> StatusBoard::HeardAges() const {
@@ -215,7 +219,7 @@ std::string StatusBoard::ToPrometheus() const {
          "Seconds since the origin's last push or heartbeat reached this node (since start when never).");
     for (const auto& [id, o] : origins_) {
       line("zonemesh_origin_last_heard_seconds", node + ",origin=\"" + Label(id) + "\"",
-           Seconds(now - (o.last_heard_at > 0 ? o.last_heard_at : started_at_)));
+           Seconds(now - HeardAt(id)));
     }
     head("zonemesh_origin_silent", "gauge", "1 while nothing was heard from the origin for link_timeout_ms.");
     for (const auto& [id, o] : origins_) line("zonemesh_origin_silent", node + ",origin=\"" + Label(id) + "\"", o.silent ? 1 : 0);
@@ -225,8 +229,7 @@ std::string StatusBoard::ToPrometheus() const {
     head("zonemesh_origin_behind_seconds", "gauge",
          "Age of the oldest change of the origin this node has not acknowledged, as its last heartbeat said.");
     for (const auto& [id, o] : origins_) {
-      line("zonemesh_origin_behind_seconds", node + ",origin=\"" + Label(id) + "\"",
-           o.unacked > 0 && o.oldest_unacked_hlc ? std::max(0.0, Seconds(now - *o.oldest_unacked_hlc)) : 0);
+      line("zonemesh_origin_behind_seconds", node + ",origin=\"" + Label(id) + "\"", BehindSeconds(o, now));
     }
   }
   head("zonemesh_conflict_decisions_total", "counter",
@@ -379,7 +382,7 @@ std::vector<std::pair<bool, std::string>> StatusBoard::CheckSilence(int64_t time
   std::lock_guard<std::mutex> lock(mu_);
   for (const PeerState& p : peers_) {
     OriginState& o = origins_[p.id];
-    const int64_t since = o.last_heard_at > 0 ? o.last_heard_at : started_at_;
+    const int64_t since = HeardAt(p.id);
     const bool silent = now - since > timeout_ms * 1000;
     if (silent && !o.silent) {
       o.silent = true;
@@ -462,9 +465,7 @@ json StatusBoard::ToJson() const {
                        {"silent", o.silent},
                        {"head", o.head ? json(o.head->ToString()) : json(nullptr)},
                        {"behind_changes", o.unacked},
-                       {"behind_seconds", o.unacked > 0 && o.oldest_unacked_hlc
-                                              ? json(std::max(0.0, Seconds(now - *o.oldest_unacked_hlc)))
-                                              : json(0.0)}});
+                       {"behind_seconds", BehindSeconds(o, now)}});
   }
   json conflicts_by = json::array();
   for (const auto& [k, n] : conflicts_by_) {

@@ -147,6 +147,13 @@ class StatusBoard {
   std::string Unhealthy(double max_lag_seconds, int max_lagging_peers) const;
 
  private:
+  // When `origin` was last heard; this node's start for one never heard.
+  // REQUIRES: mu_ held.
+  int64_t HeardAt(const std::string& origin) const;
+  // Age of the oldest change of `o` missing here, as its last heartbeat
+  // said; 0 when it said none is.
+  static double BehindSeconds(const OriginState& o, int64_t now);
+
   const std::string node_id_;
   const std::string database_type_;
   const std::string database_target_;
