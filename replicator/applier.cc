@@ -754,11 +754,7 @@ void Applier::KillGroup(Context& ctx, const Change& c, GroupState& group, int64_
     Statement del = sql.DeleteGroup(c.row, zone_id);
     conn_.Execute(del.sql, del.params);
     for (const db::Row& r : rows) {
-      schema::RowImage lost;
-      lost.zone = c.row.zone;
-      for (size_t i = 0; i < spec.columns.size(); ++i)
-        lost.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
-      RecordDroppedSetRow(ctx, spec, lost, group.epoch,
+      RecordDroppedSetRow(ctx, spec, sql.ImageOf(r, c.row.zone), group.epoch,
                           spec.name + " set " + schema::GroupKey(spec, c.row) + " replaced on " +
                               c.version.node + " (incarnation " + c.group_epoch.ToString() +
                               ") concurrently with this row");
@@ -1324,10 +1320,7 @@ int64_t Applier::RemoveRowsOfEndedGroups(const std::vector<Change>& local_change
     // one are leftovers its replace did not see.
     Statement sel = sql.SelectGroup(c.row, zone_id);
     for (const db::Row& r : conn_.Query(sel.sql, sel.params)) {
-      schema::RowImage image;
-      image.zone = c.row.zone;
-      for (size_t i = 0; i < spec.columns.size(); ++i)
-        image.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
+      const schema::RowImage image = sql.ImageOf(r, c.row.zone);
       const std::string key = schema::EncodeKey(spec, image);
       if (key == c.key) continue;
       RowVer rv = LockRowVer(spec.name, key);
@@ -1380,10 +1373,7 @@ int64_t Applier::RemoveStaleDuplicates(const std::vector<Change>& local_changes,
     std::vector<db::Value> stale;
     bool kept = false;
     for (const db::Row& r : rows) {
-      schema::RowImage image;
-      image.zone = c.row.zone;
-      for (size_t i = 0; i < c.spec->columns.size(); ++i)
-        image.values.push_back(TableSql::Normalize(r[i + 1], c.spec->columns[i].type));
+      const schema::RowImage image = sql.ImageOf(r, c.row.zone);
       // One copy stays, the first equal to the captured value; the others
       // go, equal ones too (two inserts of the same value are still one
       // write too many: every other node holds one copy).

@@ -18,12 +18,10 @@ std::vector<std::string> CanonicalDump(db::Connection& conn) {
   for (size_t t = 0; t < specs.size(); ++t) {
     const schema::TableSpec& spec = specs[t];
     std::vector<std::string> lines;
-    for (const db::Row& r : conn.Query(TableSql(conn.dialect(), spec).SelectAll())) {
-      schema::RowImage row;
-      if (spec.is_child()) row.zone = r[0].AsOptText();
-      for (size_t i = 0; i < spec.columns.size(); ++i) {
-        row.values.push_back(TableSql::Normalize(r[i + 1], spec.columns[i].type));
-      }
+    const TableSql sql(conn.dialect(), spec);
+    for (const db::Row& r : conn.Query(sql.SelectAll())) {
+      const schema::RowImage row =
+          sql.ImageOf(r, spec.is_child() ? r[0].AsOptText() : std::nullopt);
       if (schema::IsLocalRow(spec, row)) continue;  // node-local (CATALOG-HASH)
       json line{{"t", spec.name}, {"k", schema::EncodeKey(spec, row)}, {"row", RowImageToJson(spec, row)}};
       lines.push_back(JsonText(line));

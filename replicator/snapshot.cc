@@ -171,13 +171,12 @@ json SnapshotService::Page(Session& s, const json& cursor) {
       Change ch;
       ch.spec = &spec;
       ch.op = 'U';
+      const std::optional<std::string> zone = spec.is_child() ? r[1].AsOptText() : std::nullopt;
       if (spec.is_child()) {
-        ch.row.zone = r[1].AsOptText();
-        if (!ch.row.zone) continue;  // a row without a zone does not travel
-        zones.insert(*ch.row.zone);
+        if (!zone) continue;  // a row without a zone does not travel
+        zones.insert(*zone);
       }
-      for (size_t i = 0; i < spec.columns.size(); ++i)
-        ch.row.values.push_back(TableSql::Normalize(r[i + 2], spec.columns[i].type));
+      ch.row = sql.ImageOf(r, zone, 2);
       if (schema::IsLocalRow(spec, ch.row)) continue;  // node-local (CATALOG-HASH)
       ch.key = schema::EncodeKey(spec, ch.row);
       changes.push_back(std::move(ch));

@@ -65,6 +65,16 @@ std::string TableSql::ColumnList() const {
   return cols;
 }
 
+schema::RowImage TableSql::ImageOf(const db::Row& r, std::optional<std::string> zone,
+                                   size_t first) const {
+  schema::RowImage image;
+  image.zone = std::move(zone);
+  for (size_t i = 0; i < spec_.columns.size(); ++i) {
+    image.values.push_back(Normalize(r[first + i], spec_.columns[i].type));
+  }
+  return image;
+}
+
 std::string TableSql::SelectRowsWhere(const std::string& where) const {
   return "SELECT " + spec_.id_column + ", " + ColumnList() + " FROM " + spec_.name + " WHERE " +
          where + " ORDER BY " + spec_.id_column;

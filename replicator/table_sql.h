@@ -52,6 +52,11 @@ class TableSql {
   // 0/1 or t/f, integers from numeric text).
   static db::Value Normalize(const db::Value& v, schema::ColumnType type);
 
+  // The image of a fetched row whose shipped columns start at r[first]
+  // (after the id of SelectCopies and SelectGroup, the zone of SelectAll),
+  // normalized, in `zone`.
+  schema::RowImage ImageOf(const db::Row& r, std::optional<std::string> zone, size_t first = 1) const;
+
  private:
   // WHERE clause matching the logical row; appends its parameters.
   std::string KeyMatch(const schema::RowImage& row, std::optional<int64_t> zone_id,
