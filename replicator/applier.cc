@@ -47,6 +47,14 @@ size_t ChunkSize(size_t n) { return n >= 64 ? 64 : n >= 8 ? 8 : 1; }
 constexpr int64_t kSuspectMicros = 60LL * 1000000;
 constexpr size_t kMaxSuspects = 20000;
 
+// The zm_applied row of an origin nothing was applied from yet.
+Statement AppliedPlaceholder(db::Dialect dialect, const std::string& origin) {
+  return {schema::SqlDialect(dialect).InsertIgnore(
+              "zm_applied", {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
+              {"origin"}),
+          {origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()}};
+}
+
 // A zm_rowver row that claims a key and records nothing (hlc 0: older than
 // any change).
 db::Params PlaceholderParams(const std::string& table, const std::string& kid,
@@ -999,10 +1007,8 @@ void Applier::RecordPositions(const std::map<std::string, Position>& positions) 
   db::Transaction tx(conn_);
   for (const auto& [origin, pos] : positions) {
     if (origin == local_node_) continue;
-    conn_.Execute(d.InsertIgnore("zm_applied", {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
-                                 {"origin"}),
-                  {origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
-    auto st = conn_.Query("SELECT csn, id FROM zm_applied WHERE origin = ?" + d.ForUpdate(), {origin});
+    auto st = ClaimRow(conn_, AppliedPlaceholder(conn_.dialect(), origin),
+                       {"SELECT csn, id FROM zm_applied WHERE origin = ?" + d.ForUpdate(), {origin}});
     Position held{st[0][0].AsInt(), st[0][1].AsInt()};
     if (pos <= held) continue;
     conn_.Execute(
@@ -1051,23 +1057,13 @@ ApplyResult Applier::ApplyOnce(const Batch& batch, bool isolate_changes) {
   db::Transaction tx(conn_);
   BeginTx(!isolate_changes);
 
-  const std::string select_applied =
-      "SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?" + d.ForUpdate();
-  std::vector<db::Row> st;
-  if (conn_.dialect() == db::Dialect::kSqlite) {
-    // A write statement takes SQLite's write lock even when it writes
-    // nothing: read first, so that the lock is taken at the batch's first
-    // real write, not held through its reads (PowerDNS's transactions fail
-    // at once when they meet it).
-    st = conn_.Query(select_applied, {batch.origin});
-  }
-  if (st.empty()) {
-    conn_.Execute(d.InsertIgnore("zm_applied",
-                                 {"origin", "csn", "id", "staged_csn", "staged_id", "updated_at"},
-                                 {"origin"}),
-                  {batch.origin, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0}, NowMicros()});
-    st = conn_.Query(select_applied, {batch.origin});
-  }
+  // (On SQLite the write lock is taken at the batch's first real write,
+  // not held through its reads: PowerDNS's transactions fail at once when
+  // they meet it.)
+  auto st = ClaimRow(conn_, AppliedPlaceholder(conn_.dialect(), batch.origin),
+                     {"SELECT csn, id, staged_csn, staged_id FROM zm_applied WHERE origin = ?" +
+                          d.ForUpdate(),
+                      {batch.origin}});
   Position applied{st[0][0].AsInt(), st[0][1].AsInt()};
   Position staged{st[0][2].AsInt(), st[0][3].AsInt()};
   if (staged < applied) staged = applied;

@@ -65,6 +65,15 @@ std::string TableSql::ColumnList() const {
   return cols;
 }
 
+std::vector<db::Row> ClaimRow(db::Connection& conn, const Statement& insert, const Statement& select) {
+  if (conn.dialect() == db::Dialect::kSqlite) {
+    std::vector<db::Row> rows = conn.Query(select.sql, select.params);
+    if (!rows.empty()) return rows;
+  }
+  conn.Execute(insert.sql, insert.params);
+  return conn.Query(select.sql, select.params);
+}
+
 schema::RowImage TableSql::ImageOf(const db::Row& r, std::optional<std::string> zone,
                                    size_t first) const {
   schema::RowImage image;

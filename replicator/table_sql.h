@@ -21,6 +21,13 @@ struct Statement {
   db::Params params;
 };
 
+// Makes sure a row exists and locks it: `insert` adds it when missing (an
+// insert that ignores an existing key), `select` reads it by key with a
+// locking read; returns what `select` found. On SQLite the read comes
+// first and the insert only when the row is missing: a write statement
+// takes SQLite's write lock even when it writes nothing.
+std::vector<db::Row> ClaimRow(db::Connection& conn, const Statement& insert, const Statement& select);
+
 class TableSql {
  public:
   TableSql(db::Dialect dialect, const schema::TableSpec& spec) : d_(dialect), spec_(spec) {}

@@ -1,5 +1,6 @@
 #include "replicator/zone_clock.h"
 
+#include "replicator/table_sql.h"
 #include "schema/serial.h"
 #include "schema/sql_dialect.h"
 
@@ -62,16 +63,11 @@ std::string ZoneClocks::CountMax() const {
 
 bool ZoneClocks::Claim(const std::string& zone, const schema::Version& epoch) {
   schema::SqlDialect d(conn_.dialect());
-  const std::string select = "SELECT epoch_hlc, epoch_node FROM zm_zone WHERE zone = ?" + d.ForUpdate();
-  std::vector<db::Row> rows;
-  // SQLite: a write statement takes the write lock even when it writes
-  // nothing; read first (Applier::ApplyOnce says why).
-  if (conn_.dialect() == db::Dialect::kSqlite) rows = conn_.Query(select, {zone});
-  if (rows.empty()) {
-    conn_.Execute(d.InsertIgnore("zm_zone", {"zone", "epoch_hlc", "epoch_node", "base"}, {"zone"}),
-                  {zone, epoch.hlc, epoch.node, db::Value()});
-    rows = conn_.Query(select, {zone});
-  }
+  auto rows = ClaimRow(
+      conn_,
+      {d.InsertIgnore("zm_zone", {"zone", "epoch_hlc", "epoch_node", "base"}, {"zone"}),
+       {zone, epoch.hlc, epoch.node, db::Value()}},
+      {"SELECT epoch_hlc, epoch_node FROM zm_zone WHERE zone = ?" + d.ForUpdate(), {zone}});
   const schema::Version stored{rows.at(0)[0].AsInt(), rows.at(0)[1].AsText()};
   if (stored == epoch) return true;
   if (epoch < stored) return false;
