@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 
+#include "replicator/http.h"
 #include "schema/key.h"
 
 namespace zonemesh {
@@ -100,6 +101,25 @@ std::string RequestVerifier::Verify(const std::string& method, const std::string
   // A nonce must be remembered as long as its timestamp is acceptable.
   expiry_.emplace_back(t + max_skew_ + 1, *nonce);
   return "";
+}
+
+nlohmann::json PostToPeer(HttpClient& client, const std::string& secret, const std::string& base_path,
+                          const std::string& peer_id, const std::string& path,
+                          const nlohmann::json& body) {
+  const std::string text = body.dump();
+  std::map<std::string, std::string> headers;
+  if (!secret.empty()) headers = SignRequest(secret, "POST", path, text);
+  HttpClient::Response r = client.Request("POST", base_path + path, text, headers);
+  nlohmann::json answer = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status != 200) {
+    std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
+                          ? answer["error"].get<std::string>()
+                          : r.body.substr(0, 200);
+    throw std::runtime_error("peer " + peer_id + " answered " + path + " with HTTP " +
+                             std::to_string(r.status) + ": " + why);
+  }
+  if (!answer.is_object()) throw std::runtime_error("peer " + peer_id + " sent no JSON for " + path);
+  return answer;
 }
 
 }  // namespace zonemesh

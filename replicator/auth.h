@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_set>
 
@@ -32,6 +33,17 @@ std::string HmacSha256Hex(const std::string& key, const std::string& data);
 // random nonce, the signature. Thread-safe.
 std::map<std::string, std::string> SignRequest(const std::string& secret, const std::string& method,
                                                const std::string& path, const std::string& body);
+
+class HttpClient;
+
+// POSTs `body` to `path` of peer `peer_id` (behind `base_path`, the peer
+// URL's prefix), signed with `secret` unless it is empty, and returns the
+// JSON object it answers. Throws std::runtime_error naming the peer, the
+// path and the HTTP status (with the peer's "error") for any other answer,
+// HttpError when the peer cannot be reached.
+nlohmann::json PostToPeer(HttpClient& client, const std::string& secret, const std::string& base_path,
+                          const std::string& peer_id, const std::string& path,
+                          const nlohmann::json& body);
 
 class RequestVerifier {
  public:

@@ -421,18 +421,8 @@ int Verify(const Args& a) {
       json body{{"v", kProtocolVersion}, {"origin", cfg.node_id}, {"target", peer->id},
                 {"fingerprint", fingerprint}};
       if (z) body["zone"] = *z;
-      const std::string text = body.dump();
-      std::map<std::string, std::string> headers;
-      if (cfg.auth.enabled()) headers = SignRequest(cfg.auth.secret, "POST", "/v1/digest", text);
-      HttpClient::Response r = client.Request("POST", peer->base_path + "/v1/digest", text, headers);
-      json answer = json::parse(r.body, nullptr, false);
-      if (r.status != 200 || !answer.is_object()) {
-        std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
-                              ? answer["error"].get<std::string>()
-                              : r.body.substr(0, 200);
-        throw std::runtime_error("HTTP " + std::to_string(r.status) + ": " + why);
-      }
-      return answer;
+      return PostToPeer(client, cfg.auth.enabled() ? cfg.auth.secret : "", peer->base_path, peer->id,
+                        "/v1/digest", body);
     };
     std::map<std::string, ZoneDigest> there;
     try {

@@ -272,21 +272,8 @@ JoinStats JoinFromPeer(const JoinOptions& o, db::Connection& apply_conn,
                        const conflict::Policy& policy) {
   HttpClient client(o.endpoint, std::chrono::milliseconds(o.timeout_ms), 64 << 20, o.tls);
   json base{{"v", kProtocolVersion}, {"origin", o.node_id}, {"target", o.peer_id}, {"fingerprint", o.fingerprint}};
-  auto post = [&](const std::string& path, json body) {
-    const std::string text = body.dump();
-    std::map<std::string, std::string> headers;
-    if (!o.auth_secret.empty()) headers = SignRequest(o.auth_secret, "POST", path, text);
-    HttpClient::Response r = client.Request("POST", o.base_path + path, text, headers);
-    json answer = json::parse(r.body, nullptr, false);
-    if (r.status != 200) {
-      std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
-                            ? answer["error"].get<std::string>()
-                            : r.body.substr(0, 200);
-      throw std::runtime_error("peer " + o.peer_id + " answered " + path + " with HTTP " +
-                               std::to_string(r.status) + ": " + why);
-    }
-    if (!answer.is_object()) throw std::runtime_error("peer " + o.peer_id + " sent no JSON for " + path);
-    return answer;
+  auto post = [&](const std::string& path, const json& body) {
+    return PostToPeer(client, o.auth_secret, o.base_path, o.peer_id, path, body);
   };
 
   Applier applier(apply_conn, policy, o.node_id);
