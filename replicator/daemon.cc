@@ -441,7 +441,11 @@ struct Daemon::Impl {
       Position from = acked;
       if (auto it = saved.find(peer); it != saved.end()) from = std::max(from, it->second);
       const Outbox::Queue q = outbox.QueueAfter(from);
-      status.SetQueue(peer, q.depth, q.oldest_hlc);
+      status.UpdatePeer(peer, [&](PeerState& p) {
+        p.queue_depth = q.depth;
+        p.oldest_unacked_hlc = q.oldest_hlc;
+        p.queue_counted_at = NowMicros();
+      });
     }
     int64_t unstamped = conn.Query("SELECT COUNT(*) FROM zm_outbox WHERE csn IS NULL")[0][0].AsInt();
     status.SetOutbox(outbox.LastPosition(), unstamped);

@@ -409,16 +409,6 @@ std::map<std::string, Position> StatusBoard::AckedPositions(int64_t older_than_m
   return out;
 }
 
-void StatusBoard::SetQueue(const std::string& peer, int64_t depth, std::optional<int64_t> oldest_hlc) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (PeerState& p : peers_) {
-    if (p.id != peer) continue;
-    p.queue_depth = depth;
-    p.oldest_unacked_hlc = oldest_hlc;
-    p.queue_counted_at = NowMicros();
-  }
-}
-
 void StatusBoard::SetTotals(int64_t conflicts, int64_t parked) {
   std::lock_guard<std::mutex> lock(mu_);
   conflicts_total_ = conflicts;

@@ -109,8 +109,6 @@ class StatusBoard {
   // For a heartbeat: ms since each configured peer was last heard (null:
   // never since start).
   std::map<std::string, std::optional<int64_t>> HeardAges() const;
-  // Sets a peer's unacknowledged count and oldest commit time.
-  void SetQueue(const std::string& peer, int64_t depth, std::optional<int64_t> oldest_hlc);
 
   void SetOutbox(const Position& last, int64_t unstamped);
   void SetTotals(int64_t conflicts, int64_t parked);
