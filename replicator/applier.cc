@@ -1286,19 +1286,35 @@ int64_t Applier::RemoveRowsOfEndedGroups(const std::vector<Change>& local_change
   db::Transaction tx(conn_);
   BeginTx(false);
   std::set<RowKey> swept;  // sets looked through once
+  // Each set's and zone's lookups once, for the many changes of one set or
+  // zone a round holds: a set's locked incarnation (unset: never
+  // replaced), a zone's domains.id (unset: not here).
+  std::map<RowKey, std::optional<Version>> set_epochs;
+  std::map<std::string, std::optional<int64_t>> zone_ids;
   for (const Change& c : local_changes) {
     if (c.op != 'U' || !c.spec->is_grouped() || !c.row.zone) continue;
     const schema::TableSpec& spec = *c.spec;
     const std::string gkey = schema::GroupKey(spec, c.row);
-    // A set never replaced has no ended incarnation: no lock needed.
-    auto g = conn_.Query("SELECT epoch_hlc FROM zm_group WHERE tbl = ? AND kid = ?",
-                         {spec.name, schema::KeyId(conn_.dialect(), gkey)});
-    if (g.empty() || g[0][0].AsInt() == 0) continue;
-    // Locked, so that the applier neither ends nor fills it meanwhile.
-    const Version group_epoch = LockGroup(spec, gkey, *c.row.zone).epoch;
-    auto z = conn_.Query("SELECT id FROM domains WHERE name = ?", {*c.row.zone});
-    if (z.empty()) continue;
-    const int64_t zone_id = z[0][0].AsInt();
+    auto e = set_epochs.find({spec.name, gkey});
+    if (e == set_epochs.end()) {
+      // A set never replaced has no ended incarnation: no lock needed.
+      auto g = conn_.Query("SELECT epoch_hlc FROM zm_group WHERE tbl = ? AND kid = ?",
+                           {spec.name, schema::KeyId(conn_.dialect(), gkey)});
+      std::optional<Version> epoch;
+      // Locked, so that the applier neither ends nor fills it meanwhile.
+      if (!g.empty() && g[0][0].AsInt() != 0) epoch = LockGroup(spec, gkey, *c.row.zone).epoch;
+      e = set_epochs.emplace(RowKey{spec.name, gkey}, epoch).first;
+    }
+    if (!e->second) continue;
+    const Version group_epoch = *e->second;
+    auto zi = zone_ids.find(*c.row.zone);
+    if (zi == zone_ids.end()) {
+      auto z = conn_.Query("SELECT id FROM domains WHERE name = ?", {*c.row.zone});
+      zi = zone_ids.emplace(*c.row.zone, z.empty() ? std::nullopt : std::optional<int64_t>(z[0][0].AsInt()))
+               .first;
+    }
+    if (!zi->second) continue;
+    const int64_t zone_id = *zi->second;
     TableSql sql(conn_.dialect(), spec);
     if (c.group_epoch < group_epoch) {
       // The row's version must still be the one written in the ended

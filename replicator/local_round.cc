@@ -17,17 +17,20 @@ std::set<std::string> FinishLocalRound(Applier& applier, Outbox& outbox, int64_t
   // incarnation (a replace) or been written into one that had just ended:
   // local writers race each other as much as they race the applier.
   const bool suspects = applier.HasRaceSuspects();
+  std::set<std::pair<std::string, std::string>> raced_keys;  // (table, key), asked once each
   std::vector<Change> upserts = outbox.UpsertsAfter(
       before_csn,
       [&](const std::string& table, const std::string& key) {
+        const bool raced = suspects && applier.IsRaceSuspect(table, key);
+        if (raced) raced_keys.insert({table, key});
         const schema::TableSpec* spec = schema::FindTable(table);
-        return (spec && spec->is_grouped()) || (suspects && applier.IsRaceSuspect(table, key));
+        return raced || (spec && spec->is_grouped());
       },
       kMaxSuspectChanges);
-  if (!upserts.empty() && suspects) {
+  if (!raced_keys.empty()) {
     std::vector<Change> raced;
     for (const Change& c : upserts) {
-      if (applier.IsRaceSuspect(c.spec->name, c.key)) raced.push_back(c);
+      if (raced_keys.count({c.spec->name, c.key})) raced.push_back(c);
     }
     if (!raced.empty()) applier.RemoveStaleDuplicates(raced, &changed);
   }
