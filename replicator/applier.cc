@@ -16,6 +16,15 @@ using nlohmann::json;
 using schema::Version;
 using schema::VersionVector;
 
+std::optional<schema::RowImage> ComparableImage(const schema::TableSpec& spec,
+                                                const std::optional<schema::RowImage>& image) {
+  if (!image || !schema::IsSoaRow(spec, *image)) return image;
+  schema::RowImage out = *image;
+  db::Value& content = out.values[spec.ColumnIndex("content")];
+  if (content.IsText()) content = db::Value(schema::WithSoaSerial(content.text(), 0));
+  return out;
+}
+
 namespace {
 
 int64_t NowMicros() {
@@ -67,11 +76,7 @@ db::Params PlaceholderParams(const std::string& table, const std::string& kid,
 // not part of the row's state.
 std::optional<schema::RowImage> Comparable(const schema::TableSpec& spec,
                                            const std::optional<schema::RowImage>& image) {
-  if (!image || !schema::IsSoaRow(spec, *image)) return image;
-  schema::RowImage out = *image;
-  db::Value& content = out.values[spec.ColumnIndex("content")];
-  if (content.IsText()) content = db::Value(schema::WithSoaSerial(content.text(), 0));
-  return out;
+  return ComparableImage(spec, image);
 }
 
 json StatesToJson(const schema::TableSpec& spec, const std::vector<conflict::State>& states) {
@@ -996,6 +1001,80 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
   std::set<std::string> publish = ctx.clock_zones;
   publish.insert(result.zones.begin(), result.zones.end());
   for (const std::string& zone : publish) {
+    if (clocks_.Publish(zone)) result.zones.insert(zone);
+  }
+  tx.Commit();
+  return result;
+}
+
+ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<Change>& force,
+                            const std::optional<ZoneClock>& clock) {
+  ApplyResult result;
+  Context ctx;
+  ctx.result = &result;
+  db::Transaction tx(conn_);
+  BeginTx(false);  // savepoint per row
+  if (clock) {
+    clocks_.Merge(*clock);
+    ctx.clock_zones.insert(clock->zone);
+  }
+  std::set<std::string> repaired;  // zones whose rows changed
+  auto one = [&](const Change& c, bool forced) {
+    conn_.ExecuteDdl("SAVEPOINT zm_change");
+    try {
+      if (!forced) {
+        if (c.siblings.empty()) {
+          ApplyChange(ctx, c);
+        } else {
+          for (const Change& s : c.siblings) ApplyChange(ctx, s);
+        }
+      } else {
+        std::optional<int64_t> zone_id;
+        if (c.spec->is_child()) {
+          if (!c.row.zone) throw std::invalid_argument("a row without its zone");
+          zone_id = LoadZone(*c.row.zone).id;
+        }
+        if (c.spec->is_child() && !zone_id) {
+          // Its zone is not here: the merge of the zone's own row decides.
+        } else if (c.op == 'U') {
+          WriteRow(*c.spec, c.row, zone_id, false);
+        } else {
+          DeleteRow(*c.spec, c.row, zone_id);
+        }
+        const std::optional<std::string> zone =
+            c.spec->is_zone_table ? std::optional<std::string>(c.row.values[c.spec->ColumnIndex("name")].AsText())
+                                  : c.row.zone;
+        if (zone && (!c.spec->is_child() || zone_id)) result.zones.insert(*zone);
+      }
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      result.applied++;
+    } catch (const db::Error& e) {
+      if (e.transient() || e.connection_lost()) throw;
+      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      spdlog::error("anti-entropy: row {} [{}] refused by the database: {}", c.spec->name, c.key, e.what());
+      RecordConflict(ctx, c, nullptr, std::nullopt, "anti-entropy", ConflictDecision::kFailed, e.what());
+      result.failed++;
+    } catch (const std::invalid_argument& e) {
+      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+      spdlog::warn("anti-entropy: row {} [{}] skipped: {}", c.spec->name, c.key, e.what());
+    }
+  };
+  for (const Change& c : merge) one(c, false);
+  for (const Change& c : force) one(c, true);
+  for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  // Every change that reaches a node raises its serial: the repair counts
+  // as a round of this node (other nodes take the clock over when they
+  // compare the zone with this one).
+  for (const std::string& zone : result.zones) {
+    if (zone.empty()) continue;
+    ZoneState z = LoadZone(zone);
+    if (!z.id || !z.rv.known || z.rv.deleted) continue;
+    clocks_.AddImplicit(zone, z.rv.epoch, local_node_);
+    ctx.clock_zones.insert(zone);
+  }
+  for (const std::string& zone : ctx.clock_zones) {
     if (clocks_.Publish(zone)) result.zones.insert(zone);
   }
   tx.Commit();

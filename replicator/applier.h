@@ -43,6 +43,11 @@ enum class ConflictDecision {
 };
 const char* ConflictDecisionName(ConflictDecision d);
 
+// The image as conflict strategies and comparisons see it: an SOA row
+// without its serial (which is its zone clock's, not the row's).
+std::optional<schema::RowImage> ComparableImage(const schema::TableSpec& spec,
+                                                const std::optional<schema::RowImage>& image);
+
 // A row's concurrent states as the applier records them (zm_rowver.siblings)
 // turned into changes of `row` (one per state), for a snapshot; none when
 // the row has a single state or the record is unreadable.
@@ -93,6 +98,18 @@ class Applier {
   // are recorded, not fatal.
   ApplyResult ApplySnapshotRows(const std::vector<Change>& rows,
                                 const std::vector<ZoneClock>& clocks);
+
+  // Anti-entropy (replicator/anti_entropy.h): a peer's states of rows that
+  // differ here, in one transaction. `merge` goes through the version and
+  // conflict rules like a snapshot's rows. `force` are states whose version
+  // this node holds with another value (one side was changed behind
+  // zonemesh's back, where version rules cannot tell): written as they are,
+  // their version records kept. `clock` (the peer's clock of a zone) is
+  // merged when given. A zone whose rows the repair changed counts one more
+  // round of this node on its serial clock, so that its serial rises and
+  // its secondaries transfer it.
+  ApplyResult Repair(const std::vector<Change>& merge, const std::vector<Change>& force,
+                     const std::optional<ZoneClock>& clock);
 
   // After a join: this node holds each origin's stream up to the given
   // position (kept when it already holds more).

@@ -391,6 +391,13 @@ Config ParseConfig(const std::string& json_text, const std::string& base_dir,
     c.health_max_lagging_peers = static_cast<int>(h.Int("max_lagging_peers", 0, 0, 1000));
     h.RejectUnknown();
   }
+  if (s.Has("anti_entropy")) {
+    Section a(s.Get("anti_entropy"), "anti_entropy", file);
+    c.anti_entropy.interval_seconds = a.Int("interval_seconds", c.anti_entropy.interval_seconds, 0, 86400);
+    c.anti_entropy.settle_seconds = a.Int("settle_seconds", c.anti_entropy.settle_seconds, 0, 86400);
+    c.anti_entropy.rehash_seconds = a.Int("rehash_seconds", c.anti_entropy.rehash_seconds, 1, 7 * 86400);
+    a.RejectUnknown();
+  }
   c.history_retention_seconds =
       s.Int("history_retention_seconds", c.history_retention_seconds, 10, int64_t{10} * 365 * 86400);
   if (c.history_retention_seconds < c.outbox_retention_seconds)

@@ -87,6 +87,20 @@ struct PowerDnsConfig {
   bool enabled() const { return !api_url.empty(); }
 };
 
+// Anti-entropy ("anti_entropy"): each node compares its zones with each
+// peer every interval_seconds (0: never) through per-zone hash trees, and
+// pulls the peer's states of the rows that differ (replicator/anti_entropy.h).
+struct AntiEntropyConfig {
+  int64_t interval_seconds = 60;
+  // Rows that changed on either side within this time may still be in
+  // flight: they are left to replication, not reported or repaired.
+  int64_t settle_seconds = 30;
+  // A zone's tree is hashed again after a change reaches it, and at the
+  // latest after this long (which catches writes made behind zonemesh's
+  // back while it runs).
+  int64_t rehash_seconds = 3600;
+};
+
 struct Config {
   std::string file;  // the config file it was loaded from ("" if built in code)
 
@@ -161,6 +175,8 @@ struct Config {
   // that time reports the link down.
   int heartbeat_interval_ms = 1000;
   int link_timeout_ms = 5000;  // at least twice heartbeat_interval_ms
+
+  AntiEntropyConfig anti_entropy;
 
   // Acknowledged outbox rows older than this are deleted.
   int64_t outbox_retention_seconds = 3600;

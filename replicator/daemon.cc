@@ -15,6 +15,8 @@
 #include "replicator/auth.h"
 #include "replicator/catalog_labels.h"
 #include "replicator/conflicts.h"
+#include "replicator/anti_entropy.h"
+#include "replicator/auth.h"
 #include "replicator/digest.h"
 #include "replicator/dump.h"
 #include "replicator/http.h"
@@ -97,7 +99,7 @@ struct Daemon::Impl {
         status.ObserveApplyDuration(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         status.SetDatabase(true, "");
-        if (notifier) notifier->ZonesChanged(r.zones);
+        ZonesChanged(r.zones);
         return r;
       } catch (const db::Error& e) {
         if (e.connection_lost()) {
@@ -116,6 +118,91 @@ struct Daemon::Impl {
     }
   }
 
+  // Zones whose rows changed here (made locally or applied): the local
+  // PowerDNS drops its caches of them, anti-entropy hashes them again.
+  void ZonesChanged(const std::set<std::string>& zones) {
+    if (zones.empty()) return;
+    if (notifier) notifier->ZonesChanged(zones);
+    if (anti_entropy) anti_entropy->ZonesChanged(zones);
+  }
+
+  // --- the anti-entropy thread ---
+  // Every interval, each peer in turn: compare every zone, pull the peer's
+  // states of the rows that differ (replicator/anti_entropy.h).
+  void AntiEntropyLoop() {
+    const AntiEntropyConfig& ae = config.anti_entropy;
+    while (!stopping) {
+      SleepUnlessStopping(static_cast<int>(ae.interval_seconds * 1000));
+      if (stopping) break;
+      if (join_pending) continue;  // nothing to compare before the first snapshot
+      for (const PeerConfig& peer : config.peers) {
+        if (stopping) break;
+        ComparePeer(peer);
+      }
+      status.SetAntiEntropy(ae.interval_seconds, anti_entropy->TreesBuilt());
+    }
+  }
+
+  void ComparePeer(const PeerConfig& peer) {
+    const int64_t settle = config.anti_entropy.settle_seconds * 1000000;
+    if (!status.StreamsSettled(peer.id, settle)) {
+      spdlog::debug("anti-entropy: peer {} skipped: changes older than {} s are still queued", peer.id,
+                    config.anti_entropy.settle_seconds);
+      return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      HttpClient client(peer.endpoint, std::chrono::milliseconds(config.request_timeout_ms), 256 << 20,
+                        peer.scheme == "https" ? &config.tls : nullptr);
+      auto ask = [&](const nlohmann::json& request) {
+        nlohmann::json body = request;
+        body["v"] = kProtocolVersion;
+        body["origin"] = config.node_id;
+        body["target"] = peer.id;
+        body["fingerprint"] = fingerprint;
+        return PostToPeer(client, config.auth.enabled() ? config.auth.secret : "", peer.base_path, peer.id,
+                          "/v1/digest", body);
+      };
+      auto repair = [&](const std::vector<Change>& merge, const std::vector<Change>& force,
+                        const std::optional<ZoneClock>& clock) {
+        std::lock_guard<std::mutex> lock(apply_mu);
+        EnsureApplyConnection();
+        ApplyResult r = applier->Repair(merge, force, clock);
+        status.RecordConflicts(r.conflicts_by);
+        ZonesChanged(r.zones);
+        return r;
+      };
+      PeerComparison c = anti_entropy->CompareWith(ask, repair);
+      std::vector<StatusBoard::ZoneDifference> differing;
+      int64_t repaired = 0;
+      for (const ZoneComparison& z : c.differing) {
+        repaired += z.repaired;
+        if (z.differing > 0) differing.push_back({z.zone, z.differing, z.example});
+      }
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      for (const auto& [starts, line] : status.RecordComparison(peer.id, differing, repaired, c.bytes_received, seconds)) {
+        if (starts) {
+          spdlog::warn("{}", line);
+        } else {
+          spdlog::info("{}", line);
+        }
+      }
+      spdlog::debug("anti-entropy with {}: {} zone(s), {} differing, {} request(s), {} bytes, {:.3f} s", peer.id,
+                    c.zones, c.differing.size(), c.requests, c.bytes_received, seconds);
+    } catch (const db::Error& e) {
+      if (e.connection_lost()) {
+        applier.reset();
+        apply_conn.reset();
+      }
+      std::string line = status.RecordComparisonFailed(peer.id, std::string("local database: ") + e.what());
+      if (!line.empty()) spdlog::warn("{}", line);
+    } catch (const std::exception& e) {
+      std::string line = status.RecordComparisonFailed(peer.id, e.what());
+      if (!line.empty()) spdlog::warn("{}", line);
+    }
+  }
+
   // For /v1/digest: the canonical dump read in one snapshot, on a
   // connection of its own, one request at a time.
   nlohmann::json Digest(const std::optional<std::string>& zone) {
@@ -127,6 +214,15 @@ struct Daemon::Impl {
       conn->Rollback();
       if (zone) return nlohmann::json{{"zone", *zone}, {"lines", LinesOfZone(dump, *zone)}};
       return DigestsToJson(ZoneDigests(dump));
+    } catch (const db::Error& e) {
+      throw UnavailableError(std::string("database: ") + e.what());
+    }
+  }
+
+  // For /v1/digest tree requests (anti-entropy).
+  nlohmann::json Tree(const nlohmann::json& request) {
+    try {
+      return anti_entropy->Serve(request);
     } catch (const db::Error& e) {
       throw UnavailableError(std::string("database: ") + e.what());
     }
@@ -241,7 +337,7 @@ struct Daemon::Impl {
         ApplyResult r = applier->RetryParked();
         if (r.applied > 0) spdlog::info("applied or resolved {} parked change(s)", r.applied);
         status.RecordConflicts(r.conflicts_by);
-        if (notifier) notifier->ZonesChanged(r.zones);
+        ZonesChanged(r.zones);
       }
       if (!orphans_swept) {
         applier->RemoveAllOrphans();
@@ -249,7 +345,7 @@ struct Daemon::Impl {
         // clock and writing the SOA: write them now.
         std::set<std::string> zones = applier->PublishAllSerials();
         if (!zones.empty()) spdlog::info("published the serial of {} zone(s) at start", zones.size());
-        if (notifier) notifier->ZonesChanged(zones);
+        ZonesChanged(zones);
         orphans_swept = true;
       }
       applier->RemoveOrphansOfDeletedZones();
@@ -310,7 +406,7 @@ struct Daemon::Impl {
           AfterLocalRound(*outbox, before, std::move(clock_zones));
           // Writes made straight into SQL (pdnsutil, scripts) are hidden by
           // the local PowerDNS's caches too.
-          if (notifier) notifier->ZonesChanged(outbox->ZonesChanged(before));
+          ZonesChanged(outbox->ZonesChanged(before));
         }
         const int64_t now = NowMicros();
         if (now - last_housekeeping > 1000000) {
@@ -395,7 +491,7 @@ struct Daemon::Impl {
     try {
       EnsureApplyConnection();
       std::set<std::string> changed = FinishLocalRound(*applier, outbox, before_csn, clock_zones);
-      if (notifier) notifier->ZonesChanged(changed);
+      ZonesChanged(changed);
       if (unfinished_round) spdlog::info("a local commit round's serials are published now");
       unfinished_round.reset();
       rounds_finished = outbox.LastPosition().csn;
@@ -556,6 +652,8 @@ struct Daemon::Impl {
   // round is finished, and the one recorded in the database.
   bool rounds_checked = false;
   std::mutex digest_mu;  // one /v1/digest at a time
+  std::unique_ptr<AntiEntropy> anti_entropy;
+  std::thread anti_entropy_thread;
   int64_t rounds_finished = 0;
   int64_t rounds_recorded = 0;
   int64_t last_join_attempt = 0;
@@ -625,9 +723,14 @@ int Daemon::Run() {
   ropts.health_max_lag_seconds = cfg.health_max_lag_seconds;
   ropts.health_max_lagging_peers = cfg.health_max_lagging_peers;
   ropts.history_retention_seconds = cfg.history_retention_seconds;
+  m.anti_entropy = std::make_unique<AntiEntropy>([&m] { return m.Open(); },
+                                                 cfg.anti_entropy.settle_seconds * 1000000,
+                                                 cfg.anti_entropy.rehash_seconds * 1000000);
+  m.status.SetAntiEntropy(cfg.anti_entropy.interval_seconds, 0);
   Router::Backend backend{[&m](const Batch& b) { return m.Apply(b); },
                           [&m](const std::string& o) { return m.Acknowledged(o); },
-                          [&m](const std::optional<std::string>& z) { return m.Digest(z); }};
+                          [&m](const std::optional<std::string>& z) { return m.Digest(z); },
+                          [&m](const nlohmann::json& request) { return m.Tree(request); }};
   auto router = std::make_shared<Router>(ropts, backend, m.status);
 
   HttpServer::Options sopts;
@@ -673,6 +776,9 @@ int Daemon::Run() {
   }
   for (auto& l : m.links) l->Start();
   m.outbox_thread = std::thread([&m, c = std::move(outbox_conn)]() mutable { m.OutboxLoop(std::move(c)); });
+  if (cfg.anti_entropy.interval_seconds > 0 && !cfg.peers.empty()) {
+    m.anti_entropy_thread = std::thread([&m] { m.AntiEntropyLoop(); });
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -687,6 +793,7 @@ int Daemon::Run() {
   if (m.status_server) m.status_server->Stop();
   for (auto& l : m.links) l->Stop();
   if (m.outbox_thread.joinable()) m.outbox_thread.join();
+  if (m.anti_entropy_thread.joinable()) m.anti_entropy_thread.join();
   if (m.notifier) m.notifier->Stop();
   spdlog::info("stopped");
   return 0;

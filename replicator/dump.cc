@@ -12,37 +12,60 @@ namespace zonemesh {
 
 using nlohmann::json;
 
-std::vector<std::string> CanonicalDump(db::Connection& conn) {
-  std::vector<std::string> out;
-  const auto& specs = schema::PowerDnsTables();
-  for (size_t t = 0; t < specs.size(); ++t) {
-    const schema::TableSpec& spec = specs[t];
-    std::vector<std::string> lines;
-    const TableSql sql(conn.dialect(), spec);
-    for (const db::Row& r : conn.Query(sql.SelectAll())) {
-      const schema::RowImage row =
-          sql.ImageOf(r, spec.is_child() ? r[0].AsOptText() : std::nullopt);
-      if (schema::IsLocalRow(spec, row)) continue;  // node-local (CATALOG-HASH)
-      json line{{"t", spec.name}, {"k", schema::EncodeKey(spec, row)}, {"row", RowImageToJson(spec, row)}};
-      lines.push_back(JsonText(line));
-    }
-    // Physical copies of one row show as one line with their number: equal
-    // dumps mean equal rows, copies included.
-    std::sort(lines.begin(), lines.end());
-    for (size_t i = 0; i < lines.size();) {
-      size_t j = i;
-      while (j < lines.size() && lines[j] == lines[i]) ++j;
-      if (j - i == 1) {
-        out.push_back(lines[i]);
-      } else {
-        json line = json::parse(lines[i]);
-        line["copies"] = j - i;
-        out.push_back(JsonText(line));
-      }
-      i = j;
-    }
+namespace {
+
+// Appends the dump lines of `spec`'s fetched rows (SelectAll's columns):
+// sorted, physical copies with identical values as one line with their
+// number, so that equal dumps mean equal rows, copies included.
+void AppendLines(const schema::TableSpec& spec, const TableSql& sql, const std::vector<db::Row>& rows,
+                 std::vector<DumpLine>* out) {
+  std::vector<std::pair<std::string, std::string>> lines;  // (text, key)
+  for (const db::Row& r : rows) {
+    const schema::RowImage row = sql.ImageOf(r, spec.is_child() ? r[0].AsOptText() : std::nullopt);
+    if (schema::IsLocalRow(spec, row)) continue;  // node-local (CATALOG-HASH)
+    std::string key = schema::EncodeKey(spec, row);
+    json line{{"t", spec.name}, {"k", key}, {"row", RowImageToJson(spec, row)}};
+    lines.emplace_back(JsonText(line), std::move(key));
   }
+  std::sort(lines.begin(), lines.end());
+  for (size_t i = 0; i < lines.size();) {
+    size_t j = i;
+    while (j < lines.size() && lines[j].first == lines[i].first) ++j;
+    if (j - i == 1) {
+      out->push_back({spec.name, lines[i].second, lines[i].first});
+    } else {
+      json line = json::parse(lines[i].first);
+      line["copies"] = j - i;
+      out->push_back({spec.name, lines[i].second, JsonText(line)});
+    }
+    i = j;
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> CanonicalDump(db::Connection& conn) {
+  std::vector<DumpLine> lines;
+  for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+    const TableSql sql(conn.dialect(), spec);
+    AppendLines(spec, sql, conn.Query(sql.SelectAll()), &lines);
+  }
+  std::vector<std::string> out;
+  out.reserve(lines.size());
+  for (DumpLine& l : lines) out.push_back(std::move(l.text));
   return out;
+}
+
+std::vector<DumpLine> ZoneDumpLines(db::Connection& conn, const std::string& zone) {
+  std::vector<DumpLine> lines;
+  for (const schema::TableSpec& spec : schema::PowerDnsTables()) {
+    const bool zoned = spec.is_zone_table || spec.is_child();
+    if (zoned == zone.empty()) continue;
+    const TableSql sql(conn.dialect(), spec);
+    AppendLines(spec, sql, zoned ? conn.Query(sql.SelectOfZone(), {zone}) : conn.Query(sql.SelectAll()),
+                &lines);
+  }
+  return lines;
 }
 
 std::vector<std::string> CopyProblems(const std::vector<std::string>& dump) {

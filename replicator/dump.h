@@ -18,6 +18,17 @@ namespace zonemesh {
 // (CATALOG-HASH) are left out.
 std::vector<std::string> CanonicalDump(db::Connection& conn);
 
+// A dump line with the table and natural key of its row.
+struct DumpLine {
+  std::string table;
+  std::string key;
+  std::string text;
+};
+
+// The lines of CanonicalDump that belong to `zone` (its domains row and its
+// rows in zone tables; "" for the tables without zones), in dump order.
+std::vector<DumpLine> ZoneDumpLines(db::Connection& conn, const std::string& zone);
+
 // Rows of a dump stored more than once (a replica holds one copy of a
 // logical row; docs/replication-model.md, "Exact duplicates"). Empty when
 // every logical row is one physical row.

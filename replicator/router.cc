@@ -194,6 +194,16 @@ HttpResponse Router::Digest(const HttpRequest& req) const {
   HttpResponse check = CheckSender(j["origin"].get<std::string>(), j["target"].get<std::string>(),
                                    j["fingerprint"].get<std::string>());
   if (check.status) return check;
+  if (j.contains("tree")) {
+    if (!backend_.tree) return ErrorResponse(404, "this node serves no anti-entropy trees");
+    try {
+      json body = backend_.tree(j);
+      body["node_id"] = options_.node_id;
+      return JsonResponse(200, body);
+    } catch (const std::invalid_argument& e) {
+      return ErrorResponse(400, e.what());
+    }
+  }
   std::optional<std::string> zone;
   if (j.contains("zone") && !j["zone"].is_null()) {
     if (!j["zone"].is_string() || j["zone"].get<std::string>().size() > 255) {

@@ -80,6 +80,9 @@ class Router {
     // This node's zone digests ({"zones": ...}), or with a zone the lines of
     // its canonical dump ({"zone", "lines"}); null: not served.
     std::function<nlohmann::json(const std::optional<std::string>& zone)> digest;
+    // Anti-entropy tree requests ({"tree": ...}, replicator/anti_entropy.h);
+    // throws std::invalid_argument for a malformed one. Null: not served.
+    std::function<nlohmann::json(const nlohmann::json& request)> tree;
   };
 
   Router(Options options, Backend backend, StatusBoard& status)

@@ -11,6 +11,7 @@
 #include "replicator/auth.h"
 #include "replicator/http.h"
 #include "replicator/outbox.h"
+#include "replicator/row_states.h"
 #include "replicator/status.h"
 #include "replicator/table_sql.h"
 #include "replicator/zone_clock.h"
@@ -32,12 +33,6 @@ std::string RandomToken() {
     out += hex[c >> 4];
     out += hex[c & 0xf];
   }
-  return out;
-}
-
-std::string Marks(size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
   return out;
 }
 
@@ -164,55 +159,7 @@ json SnapshotService::Page(Session& s, const json& cursor) {
       data = c.Query(sql.SelectPage(kPageRows), {after});
       last_page = data.size() < static_cast<size_t>(kPageRows);
     }
-    // Images and keys of the page, then their versions in one query.
-    std::vector<Change> changes;
-    std::set<std::string> zones;
-    for (const db::Row& r : data) {
-      Change ch;
-      ch.spec = &spec;
-      ch.op = 'U';
-      const std::optional<std::string> zone = spec.is_child() ? r[1].AsOptText() : std::nullopt;
-      if (spec.is_child()) {
-        if (!zone) continue;  // a row without a zone does not travel
-        zones.insert(*zone);
-      }
-      ch.row = sql.ImageOf(r, zone, 2);
-      if (schema::IsLocalRow(spec, ch.row)) continue;  // node-local (CATALOG-HASH)
-      ch.key = schema::EncodeKey(spec, ch.row);
-      changes.push_back(std::move(ch));
-    }
-    std::map<std::string, db::Row> versions;
-    for (size_t i = 0; i < changes.size(); i += 500) {
-      db::Params p{spec.name};
-      size_t n = std::min<size_t>(500, changes.size() - i);
-      for (size_t k = 0; k < n; ++k) p.push_back(schema::KeyId(c.dialect(), changes[i + k].key));
-      for (db::Row& v : c.Query("SELECT kid, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, "
-                                "gepoch_node, siblings FROM zm_rowver WHERE tbl = ? AND kid IN (" +
-                                    Marks(n) + ")",
-                                p)) {
-        versions[v[0].AsText()] = std::move(v);
-      }
-    }
-    // Rows never versioned belong to their zone's current incarnation.
-    std::map<std::string, schema::Version> zone_epochs;
-    for (const std::string& z : zones) {
-      auto e = c.Query("SELECT epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = 'domains' AND kid = ?",
-                       {schema::KeyId(c.dialect(), schema::ZoneKey(z))});
-      zone_epochs[z] = e.empty() ? schema::Version{} : schema::Version{e[0][0].AsInt(), e[0][1].AsText()};
-    }
-    for (Change& ch : changes) {
-      auto v = versions.find(schema::KeyId(c.dialect(), ch.key));
-      if (v != versions.end() && v->second[1].AsInt() > 0) {
-        ch.version = {v->second[1].AsInt(), v->second[2].AsText()};
-        ch.vv = schema::VersionVector::FromJson(v->second[3].AsText());
-        ch.epoch = {v->second[4].AsInt(), v->second[5].AsText()};
-        ch.group_epoch = {v->second[6].AsInt(), v->second[7].AsText()};
-        if (!v->second[8].IsNull()) ch.siblings = SiblingsAsChanges(ch, v->second[8].AsText());
-      } else if (ch.row.zone) {
-        ch.epoch = zone_epochs[*ch.row.zone];
-      }
-      rows.push_back(ChangeToJson(ch));
-    }
+    for (const Change& ch : VersionedRows(c, spec, data, 1, 2)) rows.push_back(ChangeToJson(ch));
     json next;
     if (!last_page) {
       next = {{"table", t}, {"after", data.back()[0].AsInt()}};
@@ -233,31 +180,14 @@ json SnapshotService::Page(Session& s, const json& cursor) {
   db::Params p{tbl};
   if (d.PositionAfterRepeatsCsn()) p.push_back(tbl);
   p.push_back(kid);
-  auto data = c.Query(
-      "SELECT tbl, kid, rkey, hlc, node, vv, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node, "
-      "siblings FROM zm_rowver WHERE deleted = 1 "
-      "AND hlc > 0 AND " +
-          d.PositionAfter("tbl", "kid") + " ORDER BY tbl, kid LIMIT " + std::to_string(kPageRows),
-      p);
+  auto data = c.Query(std::string("SELECT ") + kTombstoneColumns +
+                          " FROM zm_rowver WHERE deleted = 1 AND hlc > 0 AND " +
+                          d.PositionAfter("tbl", "kid") + " ORDER BY tbl, kid LIMIT " +
+                          std::to_string(kPageRows),
+                      p);
   for (const db::Row& r : data) {
-    const schema::TableSpec* spec = schema::FindTable(r[0].AsText());
-    if (!spec) continue;
     Change ch;
-    ch.spec = spec;
-    ch.op = 'D';
-    ch.key = r[2].AsText();
-    try {
-      ch.row = schema::RowImageFromKey(*spec, ch.key);
-    } catch (const std::invalid_argument& e) {
-      spdlog::warn("snapshot: tombstone {} [{}] skipped: {}", spec->name, ch.key, e.what());
-      continue;
-    }
-    ch.version = {r[3].AsInt(), r[4].AsText()};
-    ch.vv = schema::VersionVector::FromJson(r[5].AsText());
-    ch.epoch = {r[6].AsInt(), r[7].AsText()};
-    if (spec->is_grouped()) ch.group_epoch = {r[8].AsInt(), r[9].AsText()};
-    if (!r[10].IsNull()) ch.siblings = SiblingsAsChanges(ch, r[10].AsText());
-    rows.push_back(ChangeToJson(ch));
+    if (TombstoneOf(r, &ch)) rows.push_back(ChangeToJson(ch));
   }
   json next = json{{"clocks", true}, {"after", ""}};
   if (data.size() == static_cast<size_t>(kPageRows)) {

@@ -203,6 +203,19 @@ std::string StatusBoard::ToPrometheus() const {
   head("zonemesh_push_failures_total", "counter", "Failed exchanges with the peer.");
   for (const PeerState& p : peers_) line("zonemesh_push_failures_total", node + ",peer=\"" + Label(p.id) + "\"", static_cast<double>(p.failures));
 
+  head("zonemesh_anti_entropy_comparisons_total", "counter", "Completed anti-entropy comparisons with the peer.");
+  for (const auto& [peer, a] : anti_entropy_) line("zonemesh_anti_entropy_comparisons_total", node + ",peer=\"" + Label(peer) + "\"", static_cast<double>(a.comparisons));
+  head("zonemesh_anti_entropy_failures_total", "counter", "Anti-entropy comparisons with the peer that could not complete.");
+  for (const auto& [peer, a] : anti_entropy_) line("zonemesh_anti_entropy_failures_total", node + ",peer=\"" + Label(peer) + "\"", static_cast<double>(a.failures));
+  head("zonemesh_anti_entropy_divergent_zones", "gauge", "Zones whose rows differ from the peer's (settled differences, last comparison).");
+  for (const auto& [peer, a] : anti_entropy_) line("zonemesh_anti_entropy_divergent_zones", node + ",peer=\"" + Label(peer) + "\"", static_cast<double>(a.divergent.size()));
+  head("zonemesh_anti_entropy_rows_repaired_total", "counter", "Row states taken from the peer by anti-entropy repairs.");
+  for (const auto& [peer, a] : anti_entropy_) line("zonemesh_anti_entropy_rows_repaired_total", node + ",peer=\"" + Label(peer) + "\"", static_cast<double>(a.rows_repaired));
+  head("zonemesh_anti_entropy_last_comparison_age_seconds", "gauge", "Time since the last completed comparison with the peer (-1: none yet).");
+  for (const auto& [peer, a] : anti_entropy_) line("zonemesh_anti_entropy_last_comparison_age_seconds", node + ",peer=\"" + Label(peer) + "\"", a.last_compared_at ? Seconds(now - a.last_compared_at) : -1.0);
+  head("zonemesh_anti_entropy_trees_built_total", "counter", "Zone hash trees built (zones hashed) for anti-entropy.");
+  line("zonemesh_anti_entropy_trees_built_total", node, static_cast<double>(trees_built_));
+
   head("zonemesh_batches_applied_total", "counter", "Batches applied from the origin.");
   for (const auto& [id, o] : origins_) line("zonemesh_batches_applied_total", node + ",origin=\"" + Label(id) + "\"", static_cast<double>(o.batches));
   head("zonemesh_changes_applied_total", "counter", "Changes applied from the origin.");
@@ -484,7 +497,94 @@ json StatusBoard::ToJson() const {
                  for (const auto& [peer, reason] : needs_resync_) a.push_back({{"peer", peer}, {"reason", reason}});
                  return a;
                }()},
+              {"anti_entropy", [&] {
+                 json peers = json::object();
+                 for (const auto& [peer, a] : anti_entropy_) {
+                   json zones = json::array();
+                   for (const auto& [zone, d] : a.divergent) {
+                     zones.push_back({{"zone", zone}, {"since", FormatTime(d.since)}, {"rows", d.rows},
+                                      {"example", d.example}});
+                   }
+                   peers[peer] = {{"comparisons", a.comparisons},
+                                  {"failures", a.failures},
+                                  {"last_compared_at", TimeOrNull(a.last_compared_at)},
+                                  {"last_duration_seconds", a.last_duration_seconds},
+                                  {"last_bytes_received", a.last_bytes},
+                                  {"rows_repaired", a.rows_repaired},
+                                  {"last_error", a.last_error ? json(*a.last_error) : json(nullptr)},
+                                  {"divergent_zones", std::move(zones)}};
+                 }
+                 return json{{"interval_seconds", anti_entropy_interval_},
+                             {"trees_built", trees_built_},
+                             {"peers", std::move(peers)}};
+               }()},
               {"last_rejection", last_rejection_.empty() ? json(nullptr) : json(last_rejection_)}};
+}
+
+std::vector<std::pair<bool, std::string>> StatusBoard::RecordComparison(
+    const std::string& peer, const std::vector<ZoneDifference>& differing, int64_t rows_repaired,
+    int64_t bytes, double seconds) {
+  const int64_t now = NowMicros();
+  std::vector<std::pair<bool, std::string>> lines;
+  std::lock_guard<std::mutex> lock(mu_);
+  AntiEntropyState& a = anti_entropy_[peer];
+  if (a.last_error) lines.push_back({false, "anti-entropy: comparing with peer " + peer + " works again"});
+  a.comparisons++;
+  a.last_compared_at = now;
+  a.last_duration_seconds = seconds;
+  a.last_bytes = bytes;
+  a.rows_repaired += rows_repaired;
+  a.last_error.reset();
+  std::map<std::string, AntiEntropyState::Divergence> next;
+  for (const ZoneDifference& d : differing) {
+    const std::string name = d.zone.empty() ? "(tables without zones)" : "zone " + d.zone;
+    auto old = a.divergent.find(d.zone);
+    AntiEntropyState::Divergence v{old == a.divergent.end() ? now : old->second.since, d.rows, d.example};
+    if (old == a.divergent.end()) {
+      lines.push_back({true, "anti-entropy: " + name + " differs from peer " + peer + " in " +
+                                 std::to_string(d.rows) + " row(s) (" + d.example + "); repairing"});
+    }
+    next[d.zone] = v;
+  }
+  for (const auto& [zone, d] : a.divergent) {
+    if (next.count(zone)) continue;
+    const std::string name = zone.empty() ? "(tables without zones)" : "zone " + zone;
+    lines.push_back({false, "anti-entropy: " + name + " agrees with peer " + peer + " again (differed for " +
+                                std::to_string(static_cast<int64_t>(Seconds(now - d.since))) + " s)"});
+  }
+  a.divergent = std::move(next);
+  return lines;
+}
+
+std::string StatusBoard::RecordComparisonFailed(const std::string& peer, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AntiEntropyState& a = anti_entropy_[peer];
+  a.failures++;
+  const bool first = !a.last_error;
+  a.last_error = error;
+  return first ? "anti-entropy: cannot compare with peer " + peer + ": " + error : "";
+}
+
+void StatusBoard::SetAntiEntropy(int64_t interval_seconds, int64_t trees_built) {
+  std::lock_guard<std::mutex> lock(mu_);
+  anti_entropy_interval_ = interval_seconds;
+  trees_built_ = trees_built;
+}
+
+bool StatusBoard::StreamsSettled(const std::string& peer, int64_t settle_micros) const {
+  const int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const PeerState& p : peers_) {
+    if (p.id == peer && p.queue_depth > 0 && p.oldest_unacked_hlc && now - *p.oldest_unacked_hlc > settle_micros) {
+      return false;
+    }
+  }
+  auto o = origins_.find(peer);
+  if (o != origins_.end() && o->second.unacked > 0 && o->second.oldest_unacked_hlc &&
+      now - *o->second.oldest_unacked_hlc > settle_micros) {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace zonemesh

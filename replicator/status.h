@@ -78,6 +78,25 @@ struct OriginState {
   int64_t heard_of_at = 0;
 };
 
+// What anti-entropy found comparing this node with one peer.
+struct AntiEntropyState {
+  int64_t comparisons = 0;       // that completed
+  int64_t failures = 0;          // that could not complete
+  int64_t last_compared_at = 0;  // µs since the epoch, 0: never
+  double last_duration_seconds = 0;
+  int64_t last_bytes = 0;        // received in the last comparison
+  int64_t rows_repaired = 0;     // row states taken from the peer, since start
+  std::optional<std::string> last_error;
+  // Zones whose rows differ (settled differences), since when (µs) and in
+  // how many rows at the last comparison.
+  struct Divergence {
+    int64_t since = 0;
+    int64_t rows = 0;
+    std::string example;
+  };
+  std::map<std::string, Divergence> divergent;
+};
+
 class StatusBoard {
  public:
   StatusBoard(const Config& config, std::string database_target);
@@ -132,6 +151,27 @@ class StatusBoard {
   // The same figures in the Prometheus text exposition format (0.0.4).
   std::string ToPrometheus() const;
 
+  // A completed comparison with `peer`: the zones that differ (zone, rows,
+  // one example), rows repaired. Returns one log line per zone that
+  // started to differ (true) or agrees again (false).
+  struct ZoneDifference {
+    std::string zone;
+    int64_t rows = 0;
+    std::string example;
+  };
+  std::vector<std::pair<bool, std::string>> RecordComparison(const std::string& peer,
+                                                             const std::vector<ZoneDifference>& differing,
+                                                             int64_t rows_repaired, int64_t bytes,
+                                                             double seconds);
+  // A comparison that failed; returns a log line when it is the first
+  // failure in a row ("" otherwise).
+  std::string RecordComparisonFailed(const std::string& peer, const std::string& error);
+  void SetAntiEntropy(int64_t interval_seconds, int64_t trees_built);
+  // Whether the streams between this node and `peer` carry nothing older
+  // than `settle_micros` (a comparison would mistake a backlog for
+  // divergence).
+  bool StreamsSettled(const std::string& peer, int64_t settle_micros) const;
+
   // How long applying one batch took.
   void ObserveApplyDuration(double seconds);
 
@@ -180,6 +220,9 @@ class StatusBoard {
   int64_t apply_count_ = 0;
   double apply_sum_ = 0;
   std::string last_rejection_;
+  std::map<std::string, AntiEntropyState> anti_entropy_;  // by peer
+  int64_t anti_entropy_interval_ = 0;
+  int64_t trees_built_ = 0;
 };
 
 int64_t NowMicros();

@@ -163,6 +163,11 @@ std::string TableSql::SelectAll() const {
   return "SELECT NULL" + cols + " FROM " + spec_.name + " t";
 }
 
+std::string TableSql::SelectOfZone() const {
+  if (spec_.is_child()) return SelectAll() + " WHERE d.name = ?";
+  return SelectAll() + " WHERE t.name = ?";
+}
+
 std::string TableSql::SelectPage(int limit) const {
   std::string cols;
   for (const schema::Column& c : spec_.columns) cols += ", " + ColumnRead("t." + c.name, c.type);

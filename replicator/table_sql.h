@@ -50,6 +50,9 @@ class TableSql {
   // Every row of the table with its zone name, shipped columns in spec
   // order: SELECT zone, col1, col2, ... (zone is NULL for non-children).
   std::string SelectAll() const;
+  // The same for one zone's rows (children and domains; takes the zone
+  // name as its parameter).
+  std::string SelectOfZone() const;
 
   // A page of rows by surrogate id: SELECT id, zone, col1, ... WHERE id > ?
   // ORDER BY id LIMIT n. REQUIRES: the table has an id column.

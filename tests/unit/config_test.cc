@@ -109,6 +109,7 @@ TEST(ConfigTest, ParsesEveryTunableSetting) {
   j["link_timeout_ms"] = 2000;
   j["outbox_retention_seconds"] = 86400;
   j["log_level"] = "debug";
+  j["anti_entropy"] = {{"interval_seconds", 0}, {"settle_seconds", 5}, {"rehash_seconds", 60}};
   j["database"]["busy_timeout_ms"] = 1234;
   j["conflict"]["tables"] = {{"records", "latest-wins"}};
   Config c = Parse(j);
@@ -123,6 +124,9 @@ TEST(ConfigTest, ParsesEveryTunableSetting) {
   EXPECT_EQ(c.link_timeout_ms, 2000);
   EXPECT_EQ(c.outbox_retention_seconds, 86400);
   EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.anti_entropy.interval_seconds, 0);
+  EXPECT_EQ(c.anti_entropy.settle_seconds, 5);
+  EXPECT_EQ(c.anti_entropy.rehash_seconds, 60);
   EXPECT_EQ(c.database.busy_timeout_ms, 1234);
   ASSERT_EQ(c.conflict.tables.size(), 1u);
   EXPECT_EQ(c.conflict.tables.at("records"), "latest-wins");
@@ -263,6 +267,18 @@ TEST(ConfigErrorTest, LinkTimeoutMustExceedTheHeartbeatInterval) {
   ExpectKeyError(j, "link_timeout_ms");
   j["link_timeout_ms"] = 100;
   ExpectKeyError(j, "link_timeout_ms");
+}
+
+TEST(ConfigErrorTest, AntiEntropySettingsAreCheckedByName) {
+  json j = Example();
+  j["anti_entropy"] = {{"interval", 5}};
+  ExpectKeyError(j, "anti_entropy.interval");
+  j["anti_entropy"] = {{"rehash_seconds", 0}};
+  ExpectKeyError(j, "anti_entropy.rehash_seconds");
+  j["anti_entropy"] = {{"settle_seconds", -1}};
+  ExpectKeyError(j, "anti_entropy.settle_seconds");
+  j["anti_entropy"] = 60;
+  ExpectKeyError(j, "anti_entropy");
 }
 
 TEST(ConfigErrorTest, UnknownTopLevelKey) {

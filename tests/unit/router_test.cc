@@ -21,6 +21,7 @@
 #include "replicator/applier.h"
 #include "replicator/auth.h"
 #include "replicator/config.h"
+#include "replicator/anti_entropy.h"
 #include "replicator/digest.h"
 #include "replicator/dump.h"
 #include "replicator/installer.h"
@@ -164,6 +165,8 @@ class RouterTest : public ::testing::Test {
       if (zone) return json{{"zone", *zone}, {"lines", LinesOfZone(dump, *zone)}};
       return DigestsToJson(ZoneDigests(dump));
     };
+    trees_ = std::make_unique<AntiEntropy>([this] { return db::Open(db_); }, 0, 3600000000LL);
+    backend.tree = [this](const json& request) { return trees_->Serve(request); };
     router_ = std::make_unique<Router>(std::move(options), std::move(backend), *board_);
   }
   HttpResponse Push(const std::string& body) { return Request("POST", "/v1/push", body); }
@@ -177,6 +180,7 @@ class RouterTest : public ::testing::Test {
   }
 
   std::vector<std::string> Dump() { return CanonicalDump(*conn_); }
+  std::unique_ptr<AntiEntropy> trees_;
 
   int64_t Count(const std::string& sql) { return conn_->Query(sql)[0][0].AsInt(); }
 
@@ -779,6 +783,62 @@ TEST_F(RouterTest, DigestsAreServedToPeersOnly) {
   bad["zone"] = 5;
   EXPECT_EQ(Request("POST", "/v1/digest", bad.dump()).status, 400);
   EXPECT_EQ(Request("GET", "/v1/digest").status, 405);
+}
+
+TEST_F(RouterTest, AntiEntropyTreesAreServedToPeersOnlyAndCheckedStrictly) {
+  json ask = ValidHelloFor("ns1");
+  ask["tree"] = "roots";
+  EXPECT_EQ(Request("POST", "/v1/digest", ask.dump()).status, 404) << "served without a tree backend";
+  Reconfigure(NodeOptions());
+  ASSERT_EQ(Push(FirstBatch()).status, 200);
+  HttpResponse r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  json zones = Body(r)["zones"];
+  ASSERT_EQ(zones.size(), 1u) << r.body;
+  const std::string zone = zones.begin().key();
+  // The root is the tree of the zone's dump lines.
+  std::vector<DumpLine> lines = ZoneDumpLines(*conn_, zone);
+  const ZoneTree tree = BuildZoneTree(lines);
+  EXPECT_EQ(zones[zone]["root"], HashText(tree.root));
+  EXPECT_EQ(zones[zone]["rows"], static_cast<int64_t>(lines.size()));
+  // Down the tree to the rows of one leaf, with their versions.
+  ask["tree"] = "groups";
+  ask["zone"] = zone;
+  r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(Body(r)["groups"].size(), static_cast<size_t>(kTreeGroups));
+  const int leaf = LeafOf(lines[0].table, lines[0].key);
+  ask["tree"] = "leaves";
+  ask["groups"] = json::array({leaf / kGroupLeaves});
+  r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["leaves"][0][leaf % kGroupLeaves], HashText(tree.LeavesOfGroup(leaf / kGroupLeaves)[leaf % kGroupLeaves]));
+  ask["tree"] = "rows";
+  ask["leaves"] = json::array({leaf});
+  r = Request("POST", "/v1/digest", ask.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  bool found = false;
+  const json rows = Body(r)["rows"];
+  for (const json& row : rows) {
+    Change c = ChangeFromJson(row, /*snapshot_row=*/true);
+    EXPECT_EQ(LeafOf(c.spec->name, c.key), leaf);
+    EXPECT_FALSE(c.version.IsZero()) << row.dump();
+    found = found || (c.spec->name == lines[0].table && c.key == lines[0].key);
+  }
+  EXPECT_TRUE(found) << lines[0].table << " [" << lines[0].key << "] not in " << r.body;
+  // Malformed requests are refused, naming what is wrong.
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"tree", "everything"}, {"leaves", json::array({kTreeLeaves})}, {"leaves", json::array()},
+           {"leaves", json(std::vector<int>(kLeavesPerRequest + 1, 1))}, {"zone", 7}}) {
+    json bad = ask;
+    bad[field] = value;
+    HttpResponse b = Request("POST", "/v1/digest", bad.dump());
+    EXPECT_EQ(b.status, 400) << field << "=" << value.dump() << ": " << b.body;
+  }
+  // Strangers learn nothing.
+  json stranger = ask;
+  stranger["origin"] = "mallory";
+  EXPECT_EQ(Request("POST", "/v1/digest", stranger.dump()).status, 403);
 }
 
 TEST_F(RouterTest, NoticeOfNeededResyncFailsHealthUntilTheOriginPushesAgain) {
