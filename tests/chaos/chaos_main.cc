@@ -82,6 +82,7 @@ struct Options {
   int serial_poll_ms = 5;   // the SOA poller's interval; 0: no poller
   int converge_timeout = 300;
   int request_timeout_ms = 3000;
+  int anti_entropy_s = 0;   // anti_entropy.interval_seconds; 0: off
   std::string log_level = "debug";
   std::string workdir;
   bool keep = false;
@@ -120,6 +121,9 @@ replication invariants. Exit status: 0 all checks passed, 1 a check failed,
                          report any that goes back (default 5; 0: off)
   --converge-timeout S   how long to wait for a quiet mesh after healing (default 300)
   --request-timeout MS   request_timeout_ms of every daemon (default 3000)
+  --anti-entropy S       compare and repair zones every S seconds (settled after
+                         1 s, trees rebuilt every S s); default 0: off, so that
+                         replication alone must converge
   --log-level LEVEL      the daemons' log level (default debug)
   --workdir DIR          node directories and logs (default $TMPDIR/zonemesh-chaos-SEED-PID)
   --keep                 keep the work directory and databases after a pass
@@ -208,6 +212,8 @@ Options ParseOptions(int argc, char** argv) {
       o.duration = static_cast<double>(ParseInt(arg, need(), 1, 7 * 86400));
     } else if (arg == "--zones") {
       o.zones = static_cast<int>(ParseInt(arg, need(), 1, 26));
+    } else if (arg == "--anti-entropy") {
+      o.anti_entropy_s = static_cast<int>(ParseInt(arg, need(), 0, 3600));
     } else if (arg == "--batch") {
       o.batch = static_cast<int>(ParseInt(arg, need(), 1, 100000));
     } else if (arg == "--chaos") {
@@ -280,6 +286,7 @@ std::string ReproduceCommand(const Options& o) {
                      o.batch, chaos.empty() ? "none" : chaos, o.chaos_interval_ms, o.think_ms);
   cmd += fmt::format(" --strategy {} --serial-poll {}", o.strategy, o.serial_poll_ms);
   cmd += fmt::format(" --request-timeout {}", o.request_timeout_ms);
+  if (o.anti_entropy_s > 0) cmd += fmt::format(" --anti-entropy {}", o.anti_entropy_s);
   return cmd;
 }
 
@@ -1038,6 +1045,11 @@ class Mesh {
         {"outbox_retention_seconds", int64_t{2} * 86400},
         {"log_level", opt_.log_level},
         {"conflict", ConflictConfig()},
+        {"anti_entropy",
+         opt_.anti_entropy_s > 0
+             ? json{{"interval_seconds", opt_.anti_entropy_s}, {"settle_seconds", 1},
+                    {"rehash_seconds", opt_.anti_entropy_s}}
+             : json{{"interval_seconds", 0}}},
     };
     for (size_t i = 0; i < n; ++i) {
       std::vector<PeerRef> peers;
