@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """zonemesh benchmarks: spread latency, throughput, capture cost, catch-up,
-wire cost against AXFR, and a side-by-side with Bucardo.
+wire cost against AXFR, a side-by-side with Bucardo, and the cost of
+anti-entropy.
 
   bench/run.py                      everything (about 30-40 minutes)
   bench/run.py latency throughput   a subset
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zmbench import env as envmod  # noqa: E402
 from zmbench.env import Env, git_state, log, machine  # noqa: E402
 
-ALL = ["latency", "throughput", "capture", "catchup", "wire", "bucardo"]
+ALL = ["latency", "throughput", "capture", "catchup", "wire", "bucardo", "anti_entropy"]
 
 
 def loadavg():
@@ -67,6 +68,9 @@ def run_bench(name, env, args, results, raw):
             r, samples = bench_bucardo.run(env)
             results[name] = r
             raw["bucardo"] = samples
+        elif name == "anti_entropy":
+            from zmbench import bench_anti_entropy
+            results[name] = bench_anti_entropy.run(env, args.quick)
     except Exception as e:
         log("%s FAILED: %s" % (name, e))
         traceback.print_exc()
@@ -232,6 +236,8 @@ def table(doc):
             lines.append("  failed: %s" % b["error"])
         if b.get("bucardo_error"):
             lines.append("  Bucardo failed: %s" % b["bucardo_error"])
+    if "anti_entropy" in R and "error" not in R["anti_entropy"]:
+        ae_table(R["anti_entropy"], h, row, lines)
     T = doc.get("targets", [])
     if T:
         h("Targets")
@@ -243,6 +249,88 @@ def table(doc):
         for k, v in errs.items():
             lines.append("  %s: %s" % (k, v))
     return "\n".join(lines) + "\n"
+
+
+def ae_table(a, h, row, lines):
+    names = ("ns1", "ns2")
+    cfg = a["config"]
+    h("7. Anti-entropy cost, 2-node SQLite mesh, %d-record zone" % a["records"])
+    w = (50, 12, 12)
+    row("", "ns1", "ns2", w=w)
+    lo, lf = a["load"], a.get("load_off", {})
+    row("load: one-transaction insert on ns1, s", lo["insert_s"], "", w=w)
+    row("load: on ns2 after COMMIT, s (anti-entropy on / off)", "", "%s / %s" % (
+        lo["replicated_s"], lf.get("replicated_s")), w=w)
+    row("load: peak RSS MiB, anti-entropy on", lo["peak_rss_mib"]["ns1"], lo["peak_rss_mib"]["ns2"], w=w)
+    if lf:
+        row("load: peak RSS MiB, anti-entropy off", lf["peak_rss_mib"]["ns1"], lf["peak_rss_mib"]["ns2"], w=w)
+    f = a["first_full_hash"]
+    row("first comparison completed after the load, s", *[f[n]["first"]["duration_s"] for n in names], w=w)
+    row("  bytes received", *[f[n]["first"]["bytes"] for n in names], w=w)
+    row("  started, s from the load's arrival on ns2", *[f[n]["first"]["started_s_after_load_on_ns2"]
+                                                          for n in names], w=w)
+    row("first comparison started after it arrived, s", *[f[n]["first_started_after"]["duration_s"] for n in names],
+        w=w)
+    row("  bytes received", *[f[n]["first_started_after"]["bytes"] for n in names], w=w)
+    row("  the comparison after that, s", *[f[n]["next"]["duration_s"] for n in names], w=w)
+    row("  trees built: before the load / after these", *["%d / %d" % (f[n]["trees_built_before"],
+                                                                       f[n]["next"]["trees_built"]) for n in names],
+        w=w)
+    r0 = a.get("first_comparison_after_restart")
+    if r0:
+        row("first comparison after a restart (no load), s", *[r0[n]["duration_s"] for n in names], w=w)
+    row("VmHWM after the first full hashing, MiB", *[a["first_full_hash_vmhwm_mib"][n] for n in names], w=w)
+    c = a["cached_comparison"]
+    row("cached trees, every %d s: comparisons in %.1f s" % (cfg["interval_seconds"], c["window_s"]),
+        *[c[n]["comparisons"] for n in names], w=w)
+    row("  daemon CPU in the window, s", *[c[n]["cpu_s"] for n in names], w=w)
+    row("  idle daemon CPU, same window, s (a.-e. off)", *[c[n].get("idle_cpu_s_same_window") for n in names], w=w)
+    row("  CPU ms per comparison, raw", *[None if c[n]["cpu_s_per_comparison_raw"] is None else
+                                          round(c[n]["cpu_s_per_comparison_raw"] * 1000, 1) for n in names], w=w)
+    row("  CPU ms per comparison, minus idle", *[None if c[n].get("cpu_s_per_comparison_net") is None else
+                                                 round(c[n]["cpu_s_per_comparison_net"] * 1000, 1) for n in names],
+        w=w)
+    row("  the same from schedstat (ns clock): raw", *[
+        None if c[n].get("cpu_s_per_comparison_raw_schedstat") is None else
+        round(c[n]["cpu_s_per_comparison_raw_schedstat"] * 1000, 1) for n in names], w=w)
+    row("                                       minus idle", *[
+        None if c[n].get("cpu_s_per_comparison_net_schedstat") is None else
+        round(c[n]["cpu_s_per_comparison_net_schedstat"] * 1000, 1) for n in names], w=w)
+    row("  last_duration_seconds, median ms", *[round(c[n]["duration_s_median"] * 1000, 1) for n in names], w=w)
+    row("  last_bytes_received, median", *[c[n]["bytes_median"] for n in names], w=w)
+    row("  trees built in the window", *[c[n]["trees_built"] for n in names], w=w)
+    lines.append("  CPU = utime+stime of the whole daemon (comparing, serving the peer's comparisons, heartbeats),")
+    lines.append("  /proc/PID/stat tick %s s; schedstat = sum over the daemon's threads; per comparison = CPU /" %
+                 cfg["cpu_tick_s"])
+    lines.append("  comparisons this daemon completed in the window; idle = same window on the mesh with it off")
+    r = a["repair"]
+    rr = r["reported"]
+    row("one TTL changed on ns2 behind zonemesh's back:", "", "", w=w)
+    row("  both databases agree again after, s", r["agreed_after_s"], "", w=w)
+    row("  first reported divergent after, s", *[rr[n]["after_s"] if rr.get(n) else "-" for n in names], w=w)
+    row("  bytes received in that comparison", *[rr[n]["bytes"] if rr.get(n) else "-" for n in names], w=w)
+    row("  that comparison's duration, s", *[rr[n]["duration_s"] if rr.get(n) else "-" for n in names], w=w)
+    row("  rows repaired", *[r["rows_repaired"].get(n) for n in names], w=w)
+    lines.append("  rehash_seconds %d, interval %d s: nothing marks the zone changed, so the change is seen only" % (
+        r["rehash_seconds"], cfg["interval_seconds"]))
+    lines.append("  when a node's tree is next rehashed; the row ended as %s on both" % (r["row_after_repair"],))
+    on, off = a.get("spread_on"), a.get("spread_off")
+    if on and off:
+        w2 = (50, 9, 9, 9, 9)
+        row("spread ns1 -> ns2, ms (%d single-row tx/s, %d s)" % (cfg["spread_rate"], cfg["spread_seconds"]),
+            "p50", "p99", "max", "n", w=w2)
+        row("  anti-entropy every %d s" % cfg["spread_interval_seconds"], on["p50"], on["p99"], on["max"], on["n"],
+            w=w2)
+        row("  anti-entropy off", off["p50"], off["p99"], off["max"], off["n"], w=w2)
+        row("  while measuring, anti-entropy on:", "ns1", "ns2", w=w)
+        row("    comparisons completed / failed", *["%d / %d" % (on["comparisons"][n], on["comparison_failures"][n])
+                                                    for n in names], w=w)
+        row("    comparison duration median, s", *[on["comparison_s"][n]["p50"] for n in names], w=w)
+        row("    comparison duration max, s", *[on["comparison_s"][n]["max"] for n in names], w=w)
+        row("    trees built", *[on["trees_built"][n] for n in names], w=w)
+        row("    daemon CPU s while measuring", *[on["cpu_s"][n] for n in names], w=w)
+        row("    the same with anti-entropy off", *[off["cpu_s"][n] for n in names], w=w)
+        lines.append("  every write marks the zone changed, so with anti-entropy on each comparison hashes it again")
 
 
 def main():

@@ -161,7 +161,10 @@ std::vector<Change> RowStatesOfLeaves(db::Connection& conn, const std::string& z
 }
 
 AntiEntropy::AntiEntropy(ConnectionFactory open, int64_t settle_micros, int64_t rehash_micros)
-    : open_(std::move(open)), settle_micros_(settle_micros), rehash_micros_(rehash_micros) {}
+    : open_(std::move(open)),
+      settle_micros_(settle_micros),
+      rehash_micros_(rehash_micros),
+      min_rebuild_micros_(std::max<int64_t>(settle_micros, 1000000)) {}
 
 void AntiEntropy::ZonesChanged(const std::set<std::string>& zones) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -194,7 +197,18 @@ std::map<std::string, std::shared_ptr<const ZoneTree>> AntiEntropy::Trees() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = cache_.find(zone);
-      if (it != cache_.end() && !dirty.count(zone) && now - built_at_[zone] < rehash_micros_) tree = it->second;
+      if (it != cache_.end()) {
+        const int64_t age = now - built_at_[zone];
+        if (dirty.count(zone) && age < min_rebuild_micros_ && age < rehash_micros_) {
+          // Changed again since a recent build: its differences are in
+          // flight for settle_seconds anyway (a busy zone is not hashed on
+          // every comparison); built again once they are not.
+          dirty_.insert(zone);
+          tree = it->second;
+        } else if (!dirty.count(zone) && age < rehash_micros_) {
+          tree = it->second;
+        }
+      }
     }
     if (!tree) {
       tree = std::make_shared<const ZoneTree>(BuildZoneTree(ZoneDumpLines(*conn, zone)));
@@ -226,7 +240,10 @@ std::shared_ptr<const ZoneTree> AntiEntropy::TreeOf(const std::string& zone) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(zone);
-    if (it != cache_.end() && !dirty_.count(zone) && Now() - built_at_[zone] < rehash_micros_) return it->second;
+    if (it != cache_.end()) {
+      const int64_t age = Now() - built_at_[zone];
+      if (age < rehash_micros_ && (!dirty_.count(zone) || age < min_rebuild_micros_)) return it->second;
+    }
   }
   auto trees = Trees();
   auto it = trees.find(zone);
@@ -349,8 +366,7 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
 
   const int64_t settled_before = Now() - settle_micros_;
   std::vector<Change> merge, force;
-  std::optional<ZoneClock> their_clock;
-  std::optional<int64_t> our_serial;
+  std::optional<ZoneClock> their_clock, our_clock;
   for (size_t i = 0; i < differing_leaves.size(); i += kLeavesPerRequest) {
     const size_t n = std::min(kLeavesPerRequest, differing_leaves.size() - i);
     const std::vector<int> chunk(differing_leaves.begin() + i, differing_leaves.begin() + i + n);
@@ -372,8 +388,32 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
       ours.emplace(Key{c.spec->name, c.key}, std::move(c));
     }
     if (!zone.empty()) {
-      if (auto z = ZoneClocks(*conn).Load(zone)) our_serial = z->Value();
+      our_clock = ZoneClocks(*conn).Load(zone);
     }
+    // The zone's incarnation here, and each set's: a peer's state of an
+    // older one is a leftover there (or in flight), never taken; a row of
+    // an older one missing here ended with it.
+    schema::Version zone_epoch;
+    if (!zone.empty()) {
+      auto e = conn->Query("SELECT epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = 'domains' AND kid = ?",
+                           {schema::KeyId(conn->dialect(), schema::ZoneKey(zone))});
+      if (!e.empty()) zone_epoch = {e[0][0].AsInt(), e[0][1].AsText()};
+    }
+    std::map<std::pair<std::string, std::string>, schema::Version> group_epochs;
+    auto group_epoch = [&](const Change& c) {
+      const std::string gkey = schema::GroupKey(*c.spec, c.row);
+      auto it = group_epochs.find({c.spec->name, gkey});
+      if (it != group_epochs.end()) return it->second;
+      schema::Version v;
+      auto g = conn->Query("SELECT epoch_hlc, epoch_node FROM zm_group WHERE tbl = ? AND kid = ?",
+                           {c.spec->name, schema::KeyId(conn->dialect(), gkey)});
+      if (!g.empty()) v = {g[0][0].AsInt(), g[0][1].AsText()};
+      return group_epochs[{c.spec->name, gkey}] = v;
+    };
+    auto ended_here = [&](const Change& c, const schema::Version& epoch, const schema::Version& gepoch) {
+      if (c.spec->is_child() && epoch < zone_epoch) return true;
+      return c.spec->is_grouped() && gepoch < group_epoch(c);
+    };
     std::set<Key> keys;
     for (const auto& [k, c] : theirs) keys.insert(k);
     for (const auto& [k, c] : ours) keys.insert(k);
@@ -396,13 +436,22 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
                       (r_exists ? "there" : "not there");
       }
       if (!r) continue;  // the peer takes ours when it compares
+      if (ended_here(*r, r->epoch, r->group_epoch)) continue;  // the peer is behind (or holds a leftover)
       schema::Version ours_version = l ? l->version : schema::Version{};
       if (!l && r_exists) {
-        // A version record whose row went missing (deleted behind zonemesh's
-        // back) is a state of the same version.
-        auto v = conn->Query("SELECT hlc, node FROM zm_rowver WHERE tbl = ? AND kid = ? AND deleted = 0",
-                             {k.first, schema::KeyId(conn->dialect(), k.second)});
-        if (!v.empty()) ours_version = {v[0][0].AsInt(), v[0][1].AsText()};
+        // A version record whose row went missing is a state of the same
+        // version, deleted behind zonemesh's back, unless the row's zone or
+        // set incarnation ended here (which removes rows, not records).
+        auto v = conn->Query(
+            "SELECT hlc, node, epoch_hlc, epoch_node, gepoch_hlc, gepoch_node FROM zm_rowver "
+            "WHERE tbl = ? AND kid = ? AND deleted = 0",
+            {k.first, schema::KeyId(conn->dialect(), k.second)});
+        if (!v.empty()) {
+          const schema::Version epoch{v[0][2].AsInt(), v[0][3].AsText()};
+          const schema::Version gepoch{v[0][4].AsInt(), v[0][5].AsText()};
+          if (ended_here(*r, epoch, gepoch)) continue;
+          ours_version = {v[0][0].AsInt(), v[0][1].AsText()};
+        }
       }
       if (!r->version.IsZero() && ours_version == r->version) {
         // The same version, another value: the same choice on both sides.
@@ -419,9 +468,11 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
   std::stable_sort(force.begin(), force.end(), by_spec);
   if (!merge.empty() || !force.empty()) {
     out.repaired = repair(merge, force, std::nullopt).applied;
-  } else if (out.differing == 0 && out.in_flight == 0 && their_clock && their_clock->Value() != our_serial) {
-    // Rows equal but for the SOA serial: the zone clocks differ (a repair
-    // counted on one side). Clocks merge by maximum, so both sides end equal.
+  } else if (out.differing == 0 && out.in_flight == 0 && their_clock && our_clock &&
+             their_clock->epoch == our_clock->epoch && their_clock->Value() != our_clock->Value()) {
+    // Rows equal but for the SOA serial: the zone clocks of one incarnation
+    // differ (a repair counted on one side). Clocks merge component by
+    // component by maximum, so both sides end equal and neither goes back.
     out.serial_only = true;
     repair({}, {}, their_clock);
   }

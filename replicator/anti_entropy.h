@@ -10,8 +10,9 @@
 // exchange only the rows of the leaves that differ: a 100,000-record zone
 // with one changed row costs three small requests and a few dozen rows.
 // Trees are cached; a zone is hashed again only when a change touched it
-// (ZonesChanged) or after anti_entropy.rehash_seconds (which catches writes
-// made behind zonemesh's back while it runs).
+// (ZonesChanged; a busy zone at most once per settle time, since its recent
+// differences are in flight anyway) or after anti_entropy.rehash_seconds
+// (which catches writes made behind zonemesh's back while it runs).
 //
 // Repair pulls: a node takes the peer's states of the rows that differ and
 // merges them under the normal version and conflict rules
@@ -146,6 +147,9 @@ class AntiEntropy {
   ConnectionFactory open_;
   const int64_t settle_micros_;
   const int64_t rehash_micros_;
+  // A changed zone is hashed again at most this often (settle time, at
+  // least a second).
+  const int64_t min_rebuild_micros_;
   std::mutex mu_;        // guards the members below
   std::mutex build_mu_;  // one rebuild at a time
   std::map<std::string, std::shared_ptr<const ZoneTree>> cache_;

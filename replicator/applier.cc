@@ -27,6 +27,16 @@ std::optional<schema::RowImage> ComparableImage(const schema::TableSpec& spec,
 
 namespace {
 
+// A parked change as Park stored it: a stream change with its position, or
+// a snapshot or anti-entropy row, which has none.
+Change ParkedChange(const std::string& body) {
+  const json j = json::parse(body);
+  const bool positioned = j.contains("p") && j["p"].is_array() && j["p"].size() == 2 &&
+                          j["p"][0].is_number_integer() && j["p"][0].get<int64_t>() > 0;
+  return ChangeFromJson(j, /*snapshot_row=*/!positioned);
+}
+
+
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -741,7 +751,7 @@ int64_t Applier::DropParkedBefore(Context& ctx, const std::string& zone, const V
   int64_t dropped = 0;
   auto parked = conn_.Query("SELECT id, body FROM zm_parked WHERE zone = ? ORDER BY id", {zone});
   for (const db::Row& row : parked) {
-    Change p = ChangeFromJson(json::parse(row[1].AsText()));
+    Change p = ParkedChange(row[1].AsText());
     if (!(p.epoch < epoch)) continue;
     conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
     ++dropped;
@@ -927,7 +937,7 @@ void Applier::RetryParkedFor(Context& ctx, const std::string& zone) {
     for (const db::Row& row : rows) {
       after = row[0].AsInt();
       conn_.Execute("DELETE FROM zm_parked WHERE id = ?", {row[0]});
-      ApplyChildChange(ctx, ChangeFromJson(json::parse(row[1].AsText())));
+      ApplyChildChange(ctx, ParkedChange(row[1].AsText()));
     }
   }
 }

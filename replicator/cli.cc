@@ -287,6 +287,24 @@ void PrintStatus(const json& s) {
     std::cout << "\nconflicts recorded: " << s["conflicts_total"] << ", changes parked: "
               << s.value("parked_changes", int64_t{0}) << "\n";
   }
+  if (s.contains("anti_entropy") && s["anti_entropy"].contains("peers")) {
+    const json& ae = s["anti_entropy"];
+    std::cout << "\nanti-entropy every " << ae.value("interval_seconds", int64_t{0}) << " s";
+    if (ae.value("interval_seconds", int64_t{0}) == 0) std::cout << " (off)";
+    std::cout << "\n";
+    for (auto it = ae["peers"].begin(); it != ae["peers"].end(); ++it) {
+      const json& p = it.value();
+      std::cout << "  " << it.key() << ": " << p.value("comparisons", int64_t{0}) << " comparison(s), "
+                << p.value("rows_repaired", int64_t{0}) << " row(s) repaired";
+      if (p["last_error"].is_string()) std::cout << ", failing: " << p["last_error"].get<std::string>();
+      std::cout << "\n";
+      for (const json& z : p.value("divergent_zones", json::array())) {
+        std::cout << "    DIFFERS " << (z.value("zone", "").empty() ? "(tables without zones)" : z.value("zone", ""))
+                  << " since " << z.value("since", "?") << ": " << z.value("rows", int64_t{0}) << " row(s), e.g. "
+                  << z.value("example", "") << "\n";
+      }
+    }
+  }
 }
 
 int Status(const Args& a) {

@@ -165,12 +165,23 @@ struct Daemon::Impl {
       };
       auto repair = [&](const std::vector<Change>& merge, const std::vector<Change>& force,
                         const std::optional<ZoneClock>& clock) {
-        std::lock_guard<std::mutex> lock(apply_mu);
-        EnsureApplyConnection();
-        ApplyResult r = applier->Repair(merge, force, clock);
-        status.RecordConflicts(r.conflicts_by);
-        ZonesChanged(r.zones);
-        return r;
+        std::unique_lock<std::mutex> lock(apply_mu);
+        for (int attempt = 1;; ++attempt) {
+          try {
+            EnsureApplyConnection();
+            ApplyResult r = applier->Repair(merge, force, clock);
+            status.RecordConflicts(r.conflicts_by);
+            ZonesChanged(r.zones);
+            return r;
+          } catch (const db::Error& e) {
+            // A lock a local writer holds (or, on SQLite, a reader the
+            // write gave way to): let it finish, as Apply does.
+            if (!e.transient() || e.connection_lost() || attempt >= kApplyAttempts) throw;
+            lock.unlock();
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 << attempt, 50)));
+            lock.lock();
+          }
+        }
       };
       PeerComparison c = anti_entropy->CompareWith(ask, repair);
       std::vector<StatusBoard::ZoneDifference> differing;

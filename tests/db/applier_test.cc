@@ -10,6 +10,7 @@
 
 #include "conflict/strategy.h"
 #include "db/open.h"
+#include "replicator/anti_entropy.h"
 #include "replicator/applier.h"
 #include "replicator/dump.h"
 #include "replicator/installer.h"
@@ -443,6 +444,28 @@ TEST_P(ApplierTest, ACopyLeftBeforeARestartIsRemovedAfterIt) {
   mesh_.SyncAll();
   mesh_.ExpectConverged();
   EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE type = 'A'"), 1);
+}
+
+// A row pulled by anti-entropy (or a snapshot) has no stream position:
+// parked because its zone is not here yet, it still applies, and does not
+// stop the stream, when the zone arrives.
+TEST_P(ApplierTest, ARepairRowParkedForItsZoneAppliesWhenTheZoneArrives) {
+  Node& a = NewNode("a");
+  Node& b = NewNode("b");
+  a.w->CreateZone("example.com");
+  a.w->AddRecord("example.com", "www.example.com", "A", "192.0.2.1");
+  std::set<int> all;
+  for (int i = 0; i < kTreeLeaves; ++i) all.insert(i);
+  std::vector<Change> record;
+  for (const Change& c : RowStatesOfLeaves(*a.apply_conn, "example.com", all)) {
+    if (c.spec->name == "records" && c.row.values[c.spec->ColumnIndex("type")].AsText() == "A") record.push_back(c);
+  }
+  ASSERT_EQ(record.size(), 1u);
+  EXPECT_EQ(b.applier->Repair(record, {}, std::nullopt).parked, 1);
+  mesh_.SyncAll();
+  mesh_.ExpectConverged();
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM zm_parked"), 0);
+  EXPECT_EQ(b.Count("SELECT COUNT(*) FROM records WHERE name = 'www.example.com'"), 1);
 }
 
 // Changes parked for a zone's incarnation that a local writer then ended
