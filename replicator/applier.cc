@@ -1071,8 +1071,16 @@ ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<
       spdlog::warn("anti-entropy: row {} [{}] skipped: {}", c.spec->name, c.key, e.what());
     }
   };
-  for (const Change& c : merge) one(c, false);
-  for (const Change& c : force) one(c, true);
+  for (const Change& c : merge) {
+    spdlog::debug("anti-entropy: merging {} [{}] {} {} (incarnation {})", c.spec->name, c.key,
+                  c.op == 'U' ? "upsert" : "delete", c.version.ToString(), c.epoch.ToString());
+    one(c, false);
+  }
+  for (const Change& c : force) {
+    spdlog::debug("anti-entropy: writing {} [{}] as the peer holds it ({} {})", c.spec->name, c.key,
+                  c.op == 'U' ? "upsert" : "delete", c.version.ToString());
+    one(c, true);
+  }
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
   // Every change that reaches a node raises its serial: the repair counts
   // as a round of this node (other nodes take the clock over when they
