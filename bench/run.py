@@ -330,7 +330,7 @@ def ae_table(a, h, row, lines):
         row("    trees built", *[on["trees_built"][n] for n in names], w=w)
         row("    daemon CPU s while measuring", *[on["cpu_s"][n] for n in names], w=w)
         row("    the same with anti-entropy off", *[off["cpu_s"][n] for n in names], w=w)
-        lines.append("  every write marks the zone changed, so with anti-entropy on each comparison hashes it again")
+        lines.append("  every write marks the zone changed; a changed zone is hashed again at most once per settle_seconds")
 
 
 def main():

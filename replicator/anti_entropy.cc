@@ -461,6 +461,12 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
       }
     }
     conn->Rollback();
+    if (out.in_flight > 0 && out.differing == 0) {
+      // Everything that differs so far is in flight (a large transaction
+      // still being applied, say): the rest of the zone is left for the
+      // next comparison rather than pulled only to be skipped.
+      break;
+    }
   }
   // Zones first, so that their rows find them.
   auto by_spec = [](const Change& a, const Change& b) { return SpecIndex(a.spec) < SpecIndex(b.spec); };
