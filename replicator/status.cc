@@ -312,6 +312,7 @@ void StatusBoard::RecordApply(const std::string& origin, const ApplyResult& r,
   o.parked += r.parked;
   o.failed += r.failed;
   o.last_applied_at = NowMicros();
+  o.mid_round = r.staged > 0;
   if (newest_change_hlc > o.last_change_hlc) o.last_change_hlc = newest_change_hlc;
   for (const auto& [k, n] : r.conflicts_by) {
     conflicts_by_[k] += n;
@@ -584,6 +585,9 @@ bool StatusBoard::StreamsSettled(const std::string& peer, int64_t settle_micros)
       now - *o->second.oldest_unacked_hlc > settle_micros) {
     return false;
   }
+  // A round larger than a batch is arriving: its rows may be older than
+  // the settle time and still in flight.
+  if (o != origins_.end() && o->second.mid_round) return false;
   return true;
 }
 

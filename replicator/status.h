@@ -76,6 +76,9 @@ struct OriginState {
   // What its last heartbeat said of the others (HeardFrom::heard), when.
   std::map<std::string, std::optional<int64_t>> heard_of;
   int64_t heard_of_at = 0;
+  // The last batch ended inside a commit round larger than a batch: the
+  // rest of the round is still coming.
+  bool mid_round = false;
 };
 
 // What anti-entropy found comparing this node with one peer.
@@ -168,8 +171,8 @@ class StatusBoard {
   std::string RecordComparisonFailed(const std::string& peer, const std::string& error);
   void SetAntiEntropy(int64_t interval_seconds, int64_t trees_built);
   // Whether the streams between this node and `peer` carry nothing older
-  // than `settle_micros` (a comparison would mistake a backlog for
-  // divergence).
+  // than `settle_micros` and no commit round of the peer is half received
+  // (a comparison would mistake a backlog for divergence).
   bool StreamsSettled(const std::string& peer, int64_t settle_micros) const;
 
   // How long applying one batch took.
