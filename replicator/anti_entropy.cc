@@ -473,7 +473,8 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
   std::stable_sort(merge.begin(), merge.end(), by_spec);
   std::stable_sort(force.begin(), force.end(), by_spec);
   if (!merge.empty() || !force.empty()) {
-    out.repaired = repair(merge, force, std::nullopt).applied;
+    // With the peer's clock: the rows taken show the peer's serials.
+    out.repaired = repair(merge, force, their_clock).applied;
   } else if (out.differing == 0 && out.in_flight == 0 && their_clock && our_clock &&
              their_clock->epoch == our_clock->epoch && their_clock->Value() != our_clock->Value()) {
     // Rows equal but for the SOA serial: the zone clocks of one incarnation

@@ -1024,11 +1024,6 @@ ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<
   ctx.result = &result;
   db::Transaction tx(conn_);
   BeginTx(false);  // savepoint per row
-  if (clock) {
-    clocks_.Merge(*clock);
-    ctx.clock_zones.insert(clock->zone);
-  }
-  std::set<std::string> repaired;  // zones whose rows changed
   auto one = [&](const Change& c, bool forced) {
     conn_.ExecuteDdl("SAVEPOINT zm_change");
     try {
@@ -1082,6 +1077,16 @@ ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<
     one(c, true);
   }
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
+  if (clock) {
+    // The peer's clock, for the incarnation the zone has here now only:
+    // rows taken from the peer show its serials, which the clock must
+    // cover; a clock of another incarnation would reset this one.
+    ZoneState z = LoadZone(clock->zone);
+    if (z.id && z.rv.known && !z.rv.deleted && z.rv.epoch == clock->epoch) {
+      clocks_.Merge(*clock);
+      ctx.clock_zones.insert(clock->zone);
+    }
+  }
   // Every change that reaches a node raises its serial: the repair counts
   // as a round of this node (other nodes take the clock over when they
   // compare the zone with this one).

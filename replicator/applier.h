@@ -105,7 +105,7 @@ class Applier {
   // this node holds with another value (one side was changed behind
   // zonemesh's back, where version rules cannot tell): written as they are,
   // their version records kept. `clock` (the peer's clock of a zone) is
-  // merged when given. A zone whose rows the repair changed counts one more
+  // merged after them when the zone is in the clock's incarnation here. A zone whose rows the repair changed counts one more
   // round of this node on its serial clock, so that its serial rises and
   // its secondaries transfer it.
   ApplyResult Repair(const std::vector<Change>& merge, const std::vector<Change>& force,
