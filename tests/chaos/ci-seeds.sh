@@ -11,6 +11,7 @@
 # servers' ports in ZONEMESH_TEST_PG_PORT / ZONEMESH_TEST_MYSQL_PORT.
 #
 # Overrides (for a local run): ZONEMESH_CHAOS_SEEDS="1 2 3",
+# ZONEMESH_CHAOS_AE_SEEDS="4 5" (run with --anti-entropy 1; "" for none),
 # ZONEMESH_CHAOS_OPS=300, ZONEMESH_CHAOS_ARGS="--nodes 4" (extra arguments).
 set -u
 
@@ -20,6 +21,9 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
 fi
 tool=$1
 seeds=${ZONEMESH_CHAOS_SEEDS:-"1009 2027 3041"}
+# Seeds run again with anti-entropy every second, repairs racing live
+# replication (5 nodes, priority strategy).
+ae_seeds=${ZONEMESH_CHAOS_AE_SEEDS:-"16109"}
 ops=${ZONEMESH_CHAOS_OPS:-300}
 extra=${ZONEMESH_CHAOS_ARGS:-}
 
@@ -38,7 +42,20 @@ for seed in $seeds; do
   fi
 done
 
-echo "ci-seeds: $(echo "$seeds" | wc -w) seed(s) in $(( $(date +%s) - start ))s"
+for seed in $ae_seeds; do
+  t0=$(date +%s)
+  echo "=== zonemesh-chaos seed $seed with anti-entropy ==="
+  # shellcheck disable=SC2086 # $extra is a list of arguments
+  "$tool" --seed "$seed" --nodes 5 --databases sqlite,postgresql,mysql --ops 250 \
+    --strategy priority --chaos all --anti-entropy 1 --converge-timeout 300 --quiet $extra
+  rc=$?
+  echo "=== seed $seed with anti-entropy: exit $rc after $(( $(date +%s) - t0 ))s ==="
+  if [ "$rc" -ne 0 ]; then
+    failed="$failed $seed(anti-entropy)"
+  fi
+done
+
+echo "ci-seeds: $(echo "$seeds $ae_seeds" | wc -w) seed(s) in $(( $(date +%s) - start ))s"
 if [ -n "$failed" ]; then
   echo "ci-seeds: FAILED seed(s):$failed (rerun one with: $tool --seed N --nodes 3 --ops $ops)" >&2
   exit 1
