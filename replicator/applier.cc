@@ -969,6 +969,40 @@ Position Applier::Acknowledged(const std::string& origin) {
   return std::max(applied, staged);
 }
 
+void Applier::ApplyRowStates(Context& ctx, const Change& c) {
+  if (c.siblings.empty()) {
+    ApplyChange(ctx, c);
+    return;
+  }
+  // The serving node's concurrent states of the row, one by one (the row as
+  // served claims their joined vector, so that after it they would look
+  // seen): later changes are decided among the same states here as there,
+  // and the strategy shows what it showed.
+  for (const Change& s : c.siblings) ApplyChange(ctx, s);
+}
+
+bool Applier::RowInSavepoint(Context& ctx, const Change& c, const char* source,
+                             const std::function<void()>& fn) {
+  conn_.ExecuteDdl("SAVEPOINT zm_change");
+  try {
+    fn();
+    conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+    return true;
+  } catch (const db::Error& e) {
+    if (e.transient() || e.connection_lost()) throw;
+    conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+    conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+    spdlog::error("{} row {} [{}] refused by the database: {}", source, c.spec->name, c.key, e.what());
+    RecordConflict(ctx, c, nullptr, std::nullopt, source, ConflictDecision::kFailed, e.what());
+    ctx.result->failed++;
+  } catch (const std::invalid_argument& e) {
+    conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
+    conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
+    spdlog::warn("{} row {} [{}] skipped: {}", source, c.spec->name, c.key, e.what());
+  }
+  return false;
+}
+
 ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
                                        const std::vector<ZoneClock>& clocks) {
   ApplyResult result;
@@ -977,27 +1011,7 @@ ApplyResult Applier::ApplySnapshotRows(const std::vector<Change>& rows,
   db::Transaction tx(conn_);
   BeginTx(false);  // savepoint per row
   for (const Change& c : rows) {
-    conn_.ExecuteDdl("SAVEPOINT zm_change");
-    try {
-      if (c.siblings.empty()) {
-        ApplyChange(ctx, c);
-      } else {
-        // The serving node's concurrent states of the row, one by one (the
-        // row as served claims their joined vector, so that after it they
-        // would look seen): later changes are decided among the same
-        // states here as there, and the strategy shows what it showed.
-        for (const Change& s : c.siblings) ApplyChange(ctx, s);
-      }
-      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
-      result.applied++;
-    } catch (const db::Error& e) {
-      if (e.transient() || e.connection_lost()) throw;
-      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
-      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
-      spdlog::error("snapshot row {} [{}] refused by the database: {}", c.spec->name, c.key, e.what());
-      RecordConflict(ctx, c, nullptr, std::nullopt, "join", ConflictDecision::kFailed, e.what());
-      result.failed++;
-    }
+    if (RowInSavepoint(ctx, c, "join", [&] { ApplyRowStates(ctx, c); })) result.applied++;
   }
   for (const ZoneClock& clock : clocks) {
     clocks_.Merge(clock);
@@ -1024,57 +1038,31 @@ ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<
   ctx.result = &result;
   db::Transaction tx(conn_);
   BeginTx(false);  // savepoint per row
-  auto one = [&](const Change& c, bool forced) {
-    conn_.ExecuteDdl("SAVEPOINT zm_change");
-    try {
-      if (!forced) {
-        if (c.siblings.empty()) {
-          ApplyChange(ctx, c);
-        } else {
-          for (const Change& s : c.siblings) ApplyChange(ctx, s);
-        }
-      } else {
-        std::optional<int64_t> zone_id;
-        if (c.spec->is_child()) {
-          if (!c.row.zone) throw std::invalid_argument("a row without its zone");
-          zone_id = LoadZone(*c.row.zone).id;
-        }
-        if (c.spec->is_child() && !zone_id) {
-          // Its zone is not here: the merge of the zone's own row decides.
-        } else if (c.op == 'U') {
-          WriteRow(*c.spec, c.row, zone_id, false);
-        } else {
-          DeleteRow(*c.spec, c.row, zone_id);
-        }
-        const std::optional<std::string> zone =
-            c.spec->is_zone_table ? std::optional<std::string>(c.row.values[c.spec->ColumnIndex("name")].AsText())
-                                  : c.row.zone;
-        if (zone && (!c.spec->is_child() || zone_id)) result.zones.insert(*zone);
-      }
-      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
-      result.applied++;
-    } catch (const db::Error& e) {
-      if (e.transient() || e.connection_lost()) throw;
-      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
-      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
-      spdlog::error("anti-entropy: row {} [{}] refused by the database: {}", c.spec->name, c.key, e.what());
-      RecordConflict(ctx, c, nullptr, std::nullopt, "anti-entropy", ConflictDecision::kFailed, e.what());
-      result.failed++;
-    } catch (const std::invalid_argument& e) {
-      conn_.ExecuteDdl("ROLLBACK TO SAVEPOINT zm_change");
-      conn_.ExecuteDdl("RELEASE SAVEPOINT zm_change");
-      spdlog::warn("anti-entropy: row {} [{}] skipped: {}", c.spec->name, c.key, e.what());
+  // Writes the peer's image of a row as it is (its version record kept).
+  auto write_as_is = [&](const Change& c) {
+    std::optional<int64_t> zone_id;
+    if (c.spec->is_child()) {
+      if (!c.row.zone) throw std::invalid_argument("a row without its zone");
+      zone_id = LoadZone(*c.row.zone).id;
+      if (!zone_id) return;  // its zone is not here: the merge of the zone's own row decides
     }
+    if (c.op == 'U') {
+      WriteRow(*c.spec, c.row, zone_id, false);
+    } else {
+      DeleteRow(*c.spec, c.row, zone_id);
+    }
+    result.zones.insert(c.spec->is_zone_table ? c.row.values[c.spec->ColumnIndex("name")].AsText()
+                                              : c.row.zone.value_or(""));
   };
   for (const Change& c : merge) {
     spdlog::debug("anti-entropy: merging {} [{}] {} {} (incarnation {})", c.spec->name, c.key,
                   c.op == 'U' ? "upsert" : "delete", c.version.ToString(), c.epoch.ToString());
-    one(c, false);
+    if (RowInSavepoint(ctx, c, "anti-entropy", [&] { ApplyRowStates(ctx, c); })) result.applied++;
   }
   for (const Change& c : force) {
     spdlog::debug("anti-entropy: writing {} [{}] as the peer holds it ({} {})", c.spec->name, c.key,
                   c.op == 'U' ? "upsert" : "delete", c.version.ToString());
-    one(c, true);
+    if (RowInSavepoint(ctx, c, "anti-entropy", [&] { write_as_is(c); })) result.applied++;
   }
   for (const std::string& zone : ctx.zones_touched) RetryParkedFor(ctx, zone);
   if (clock) {
@@ -1090,8 +1078,8 @@ ApplyResult Applier::Repair(const std::vector<Change>& merge, const std::vector<
   // Every change that reaches a node raises its serial: the repair counts
   // as a round of this node (other nodes take the clock over when they
   // compare the zone with this one).
+  result.zones.erase("");  // the tables without zones have no serial
   for (const std::string& zone : result.zones) {
-    if (zone.empty()) continue;
     ZoneState z = LoadZone(zone);
     if (!z.id || !z.rv.known || z.rv.deleted) continue;
     clocks_.AddImplicit(zone, z.rv.epoch, local_node_);

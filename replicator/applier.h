@@ -17,6 +17,7 @@
 #define ZONEMESH_REPLICATOR_APPLIER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -195,6 +196,13 @@ class Applier {
 
   ApplyResult ApplyOnce(const Batch& batch, bool isolate_changes);
   void ApplyChange(Context& ctx, const Change& c);
+  // A snapshot or anti-entropy row: its concurrent states one by one, or
+  // the row.
+  void ApplyRowStates(Context& ctx, const Change& c);
+  // Runs `fn` for row `c` in a savepoint; a change the database refuses is
+  // rolled back and recorded as failed (`source` names where it came
+  // from), a malformed one skipped. Returns whether it went in.
+  bool RowInSavepoint(Context& ctx, const Change& c, const char* source, const std::function<void()>& fn);
   void ApplyZoneChange(Context& ctx, const Change& c);
   void ApplyChildChange(Context& ctx, const Change& c);
   void ApplyPlainChange(Context& ctx, const Change& c);
