@@ -185,13 +185,20 @@ std::map<std::string, std::shared_ptr<const ZoneTree>> AntiEntropy::Trees() {
     std::lock_guard<std::mutex> lock(mu_);
     dirty.swap(dirty_);
   }
-  auto conn = open_();
-  conn->BeginReadOnlySnapshot();
-  std::vector<std::string> zones{""};
-  for (const db::Row& r : conn->Query("SELECT name FROM domains")) zones.push_back(r[0].AsText());
   const int64_t now = Now();
   std::map<std::string, std::shared_ptr<const ZoneTree>> out;
   int64_t built = 0;
+  std::unique_ptr<db::Connection> conn;
+  std::vector<std::string> zones{""};
+  try {
+    conn = open_();
+    conn->BeginReadOnlySnapshot();
+    for (const db::Row& r : conn->Query("SELECT name FROM domains")) zones.push_back(r[0].AsText());
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_.insert(dirty.begin(), dirty.end());  // still to be built
+    throw;
+  }
   for (const std::string& zone : zones) {
     std::shared_ptr<const ZoneTree> tree;
     {
@@ -211,7 +218,13 @@ std::map<std::string, std::shared_ptr<const ZoneTree>> AntiEntropy::Trees() {
       }
     }
     if (!tree) {
-      tree = std::make_shared<const ZoneTree>(BuildZoneTree(ZoneDumpLines(*conn, zone)));
+      try {
+        tree = std::make_shared<const ZoneTree>(BuildZoneTree(ZoneDumpLines(*conn, zone)));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        dirty_.insert(dirty.begin(), dirty.end());  // still to be built
+        throw;
+      }
       ++built;
     }
     out[zone] = tree;

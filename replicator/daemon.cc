@@ -16,7 +16,6 @@
 #include "replicator/catalog_labels.h"
 #include "replicator/conflicts.h"
 #include "replicator/anti_entropy.h"
-#include "replicator/auth.h"
 #include "replicator/digest.h"
 #include "replicator/dump.h"
 #include "replicator/http.h"
@@ -203,6 +202,7 @@ struct Daemon::Impl {
                     c.zones, c.differing.size(), c.requests, c.bytes_received, seconds);
     } catch (const db::Error& e) {
       if (e.connection_lost()) {
+        std::lock_guard<std::mutex> lock(apply_mu);
         applier.reset();
         apply_conn.reset();
       }
