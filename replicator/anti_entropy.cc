@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "replicator/row_states.h"
+#include "replicator/now.h"
 #include "replicator/table_sql.h"
 #include "schema/key.h"
 
@@ -15,12 +16,6 @@ namespace zonemesh {
 using nlohmann::json;
 
 namespace {
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // 64 bits of SHA-256, never 0 (0 stands for "empty").
 uint64_t Hash64(const std::string& data) {
@@ -185,7 +180,7 @@ std::map<std::string, std::shared_ptr<const ZoneTree>> AntiEntropy::Trees() {
     std::lock_guard<std::mutex> lock(mu_);
     dirty.swap(dirty_);
   }
-  const int64_t now = Now();
+  const int64_t now = NowMicros();
   std::map<std::string, std::shared_ptr<const ZoneTree>> out;
   int64_t built = 0;
   std::unique_ptr<db::Connection> conn;
@@ -254,7 +249,7 @@ std::shared_ptr<const ZoneTree> AntiEntropy::TreeOf(const std::string& zone) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(zone);
     if (it != cache_.end()) {
-      const int64_t age = Now() - built_at_[zone];
+      const int64_t age = NowMicros() - built_at_[zone];
       if (age < rehash_micros_ && (!dirty_.count(zone) || age < min_rebuild_micros_)) return it->second;
     }
   }
@@ -377,9 +372,10 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
     }
   }
 
-  const int64_t settled_before = Now() - settle_micros_;
+  const int64_t settled_before = NowMicros() - settle_micros_;
   std::vector<Change> merge, force;
   std::optional<ZoneClock> their_clock, our_clock;
+  auto conn = open_();  // one read snapshot per chunk, on one connection
   for (size_t i = 0; i < differing_leaves.size(); i += kLeavesPerRequest) {
     const size_t n = std::min(kLeavesPerRequest, differing_leaves.size() - i);
     const std::vector<int> chunk(differing_leaves.begin() + i, differing_leaves.begin() + i + n);
@@ -395,7 +391,6 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
     }
     if (answer.contains("clock") && !answer["clock"].is_null()) their_clock = ZoneClock::FromJson(answer["clock"]);
 
-    auto conn = open_();
     conn->BeginReadOnlySnapshot();
     for (Change& c : RowStatesOfLeaves(*conn, zone, std::set<int>(chunk.begin(), chunk.end()))) {
       ours.emplace(Key{c.spec->name, c.key}, std::move(c));
@@ -437,7 +432,8 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
       const Change* l = oi == ours.end() ? nullptr : &oi->second;
       const bool r_exists = r && r->op == 'U';
       const bool l_exists = l && l->op == 'U';
-      if (r_exists == l_exists && ShownText(r) == ShownText(l)) continue;  // the same row
+      const std::string r_text = ShownText(r), l_text = ShownText(l);
+      if (r_exists == l_exists && r_text == l_text) continue;  // the same row
       const int64_t newest = std::max(r ? r->version.hlc : 0, l ? l->version.hlc : 0);
       if (newest > settled_before) {
         out.in_flight++;  // replication may still be carrying it
@@ -468,7 +464,7 @@ ZoneComparison AntiEntropy::CompareZone(const std::string& zone, const ZoneTree&
       }
       if (!r->version.IsZero() && ours_version == r->version) {
         // The same version, another value: the same choice on both sides.
-        if (r_exists && (!l_exists || ShownText(r) > ShownText(l))) force.push_back(*r);
+        if (r_exists && (!l_exists || r_text > l_text)) force.push_back(*r);
       } else {
         merge.push_back(*r);
       }

@@ -7,6 +7,7 @@
 
 #include "conflict/resolve.h"
 #include "replicator/table_sql.h"
+#include "replicator/now.h"
 #include "schema/serial.h"
 #include "schema/sql_dialect.h"
 
@@ -36,12 +37,6 @@ Change ParkedChange(const std::string& body) {
   return ChangeFromJson(j, /*snapshot_row=*/!positioned);
 }
 
-
-int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 const std::vector<std::string> kRowVerColumns = {
     "tbl",       "kid",        "rkey",       "hlc",        "node",       "clock",   "vv",

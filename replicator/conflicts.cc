@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "replicator/now.h"
 #include "replicator/status.h"
 #include "replicator/table_sql.h"
 #include "replicator/wire.h"
@@ -55,12 +56,6 @@ ConflictRecord FromRow(const db::Row& r) {
   c.resolved_at = r[14].IsNull() ? 0 : r[14].AsInt();
   c.resolution = r[15].IsNull() ? "" : r[15].AsText();
   return c;
-}
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // Marks the session as the applier's for the lifetime of the guard.
@@ -207,7 +202,7 @@ void ResolveConflict(db::Connection& conn, const std::string& node_id, int64_t i
   if (c.remote_image.contains("vv") && c.remote_image["vv"].is_object()) {
     vv = vv.Join(schema::VersionVector::FromJson(c.remote_image["vv"].dump()));
   }
-  const int64_t hlc = std::max({Now(), clock + 1, vv.MaxHlc() + 1});
+  const int64_t hlc = std::max({NowMicros(), clock + 1, vv.MaxHlc() + 1});
   vv.Set(node_id, hlc);
   if (spec->is_child()) {
     auto ze = conn.Query("SELECT epoch_hlc, epoch_node FROM zm_rowver WHERE tbl = 'domains' AND kid = ?",
@@ -243,7 +238,7 @@ void ResolveConflict(db::Connection& conn, const std::string& node_id, int64_t i
       {c.table, deleted ? "D" : "U", c.key, JsonText(RowImageToJson(*spec, row)), hlc, vv.ToJson(),
        epoch.hlc, epoch.node, group_epoch.hlc, group_epoch.node});
   conn.Execute("UPDATE zm_conflict SET resolved_at = ?, resolution = ? WHERE id = ?",
-               {Now(),
+               {NowMicros(),
                 std::string("took ") + (take_remote ? "remote" : "local") + " as " +
                     std::to_string(hlc) + "@" + node_id,
                 id});

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "replicator/zone_clock.h"
+#include "replicator/now.h"
 #include "schema/serial.h"
 #include "schema/sql_dialect.h"
 
@@ -20,12 +21,6 @@ constexpr int kStampPage = 512;
 constexpr const char* kChangeColumns =
     "SELECT id, csn, tbl, op, rkey, payload, hlc, vv, epoch_hlc, epoch_node, sess, gepoch_hlc, "
     "gepoch_node, serial_base, serial_count";
-
-int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // "IN (?, ?, ...)" for n parameters.
 std::string Marks(size_t n) {

@@ -9,12 +9,6 @@ namespace zonemesh {
 
 using nlohmann::json;
 
-int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string FormatTime(int64_t micros) {
   if (micros <= 0) return "";
   std::time_t secs = static_cast<std::time_t>(micros / 1000000);

@@ -15,6 +15,7 @@
 
 #include "replicator/applier.h"
 #include "replicator/config.h"
+#include "replicator/now.h"
 #include "replicator/wire.h"
 
 namespace zonemesh {
@@ -228,7 +229,6 @@ class StatusBoard {
   int64_t trees_built_ = 0;
 };
 
-int64_t NowMicros();
 // RFC 3339 UTC time of a µs timestamp ("" for 0).
 std::string FormatTime(int64_t micros);
 
